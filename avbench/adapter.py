@@ -1,0 +1,32 @@
+"""The model adapter interface: given a task's samples and rendered prompts, return model outputs."""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+from .task import Task
+from .types import ModelOutput, Sample
+
+
+class ModelAdapter(abc.ABC):
+    """A model that the runner can evaluate. Options come from the CLI (`--seed`, `--device`, ...)."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    def __init__(self, seed: int = 0, **options: Any):
+        self.seed = seed
+        self.options = options
+
+    def prepare(self, task: Task, data_root: Path, split: str) -> None:
+        """Called once per task before the first batch (load a prior, move weights, ...)."""
+
+    @abc.abstractmethod
+    def predict(self, task: Task, samples: Sequence[Sample], prompts: Sequence[str]) -> list[ModelOutput]:
+        """One output per sample, in order."""
+
+    def describe(self) -> dict[str, Any]:
+        """Facts about the model for the results file (parameters, checkpoint hash, ...)."""
+        return {"name": self.name}

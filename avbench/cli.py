@@ -1,0 +1,205 @@
+"""The `avbench` command line: list tasks and models, run an evaluation, score a predictions file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import __version__
+from .errors import AVBenchError
+from .predictions import read_predictions
+from .registry import (
+    TASK_GROUPS, UNAVAILABLE_MODELS, expand_tasks, get_model, get_task, model_class, model_names, task_class, task_names,
+)
+from .results import RESULTS_FILE_NAME, SUMMARY_HEADER, build_results, markdown_table, summary_rows, write_results
+from .runner import RunConfig, run
+from .scoring import evaluate, prediction_from_record
+
+app = typer.Typer(
+    help="Evaluate audio-visual language models on AVE, AVVP, MUSIC-AVQA, ARIG, AVSBench S4/MS3, AVSS and "
+    "Ref-AVS with the official metrics. Without --data-root, runs on SynthAV, the embedded synthetic suite.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        console.print(f"avbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Print the version.")) -> None:
+    pass
+
+
+@app.command("tasks")
+def list_tasks() -> None:
+    """List the registered tasks (one line each) and the groups `--tasks` accepts."""
+    for name in task_names():
+        cls = task_class(name)
+        typer.echo(f"{name:<12} {cls.family:<15} {cls.description}")
+    groups = "; ".join(f"{g} = {','.join(m)}" for g, m in TASK_GROUPS.items())
+    typer.echo(f"\ngroups: all; {groups}")
+
+
+@app.command("models")
+def list_models() -> None:
+    """List the models `--model` accepts (one line each)."""
+    for name in model_names():
+        typer.echo(f"{name:<12} {model_class(name).description}")
+    for name, reason in UNAVAILABLE_MODELS.items():
+        typer.echo(f"{name:<12} (not available: {reason})")
+
+
+def _parse_task_options(items: list[str]) -> dict[str, dict[str, Any]]:
+    options: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        task, dot, option = key.partition(".")
+        if not sep or not dot or not option:
+            raise AVBenchError(f"--task-option takes TASK.OPTION=VALUE, got {item!r}")
+        options.setdefault(task, {})[option] = value
+    return options
+
+
+def _resolve_data_root(data_root: Optional[Path], synthav_seed: int, synthav_size: str) -> tuple[Path, dict[str, Any]]:
+    if data_root is not None:
+        if not data_root.is_dir():
+            raise AVBenchError(f"data root {data_root} does not exist; pass the folder that holds ave/, avvp/, ... "
+                               "(see docs/data-layout.md), or omit --data-root to use the embedded SynthAV")
+        return data_root, {"root": str(data_root.resolve()), "synthav": None}
+    from .synthav import SYNTHAV_VERSION, ensure_synthav
+
+    root = ensure_synthav(seed=synthav_seed, size=synthav_size, progress=lambda msg: err_console.print(msg, highlight=False))
+    return root, {"root": str(root), "synthav": {"version": SYNTHAV_VERSION, "seed": synthav_seed, "size": synthav_size}}
+
+
+def _print_table(results: dict[str, Any], title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in SUMMARY_HEADER:
+        table.add_column(column, justify="right" if column in ("samples", "parse failures", "value") else "left")
+    for row in summary_rows(results):
+        table.add_row(*row)
+    console.print(table)
+
+
+@app.command("run")
+def run_command(
+    model: str = typer.Option(..., "--model", "-m", help="Model to evaluate (see `avbench models`)."),
+    tasks: str = typer.Option("all", "--tasks", "-t", help="Comma-separated tasks or groups: all, temporal, spatial, spatiotemporal, pixel, or task names (see `avbench tasks`)."),
+    split: Optional[str] = typer.Option(None, help="Split to evaluate; default: each task's test split."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Evaluate only the first N samples of each task."),
+    data_root: Optional[Path] = typer.Option(None, help="Folder holding the official data sets (docs/data-layout.md). Default: SynthAV, generated on first use into $AVBENCH_CACHE."),
+    output_dir: Optional[Path] = typer.Option(None, help="Where predictions and results go; re-running into the same folder resumes. Default: avbench-results/<model>."),
+    batch_size: int = typer.Option(8, min=1, help="Samples per model call."),
+    seed: int = typer.Option(0, help="Seed of the model (sampling baselines)."),
+    task_option: list[str] = typer.Option([], "--task-option", help="Metric variant of a task, e.g. s4.f_grouping=per_frame, ref_avs.variant=crab, avss.classes=no_bg. Repeatable."),
+    overwrite: bool = typer.Option(False, help="Discard what --output-dir holds instead of resuming."),
+    synthav_seed: int = typer.Option(0, help="Seed of the embedded SynthAV data (without --data-root)."),
+    synthav_size: str = typer.Option("small", help="Size of the embedded SynthAV data: tiny or small."),
+) -> None:
+    """Evaluate MODEL on TASKS: per-sample predictions (JSONL), results.json, results.md and a summary table."""
+    try:
+        names = expand_tasks(tasks)
+        adapter = get_model(model, seed=seed)
+        root, data_info = _resolve_data_root(data_root, synthav_seed, synthav_size)
+        out = output_dir or Path("avbench-results") / model
+        if overwrite and out.exists():
+            shutil.rmtree(out)
+        config = RunConfig(
+            model=model, tasks=names, output_dir=out, data_root=root, split=split, limit=limit,
+            batch_size=batch_size, seed=seed, task_options=_parse_task_options(task_option),
+        )
+        with Progress(
+            TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TimeRemainingColumn(), console=err_console, transient=False,
+        ) as progress:
+            bars: dict[str, Any] = {}
+
+            def on_progress(task_name: str, done: int, total: int) -> None:
+                if task_name not in bars:
+                    bars[task_name] = progress.add_task(task_name, total=total)
+                progress.update(bars[task_name], completed=done)
+
+            task_results = run(adapter, config, on_progress)
+    except AVBenchError as exc:
+        _fail(str(exc))
+        return
+    config_info = {
+        "model": model, "tasks": names, "split": split, "limit": limit, "batch_size": batch_size,
+        "seed": seed, "task_options": config.task_options, "output_dir": str(out),
+    }
+    results = build_results(task_results, config_info, adapter.describe(), data_info)
+    write_results(out / RESULTS_FILE_NAME, results)
+    (out / "results.md").write_text(markdown_table(results))
+    _print_table(results, f"avbench {__version__} · model {model}")
+    console.print(f"predictions and results in {out}/", highlight=False)
+
+
+@app.command("score")
+def score_command(
+    task: str = typer.Option(..., "--task", help="Task the predictions are for (see `avbench tasks`)."),
+    predictions: Path = typer.Option(..., "--predictions", "-p", help="JSONL file, one sample per line (format in README)."),
+    data_root: Optional[Path] = typer.Option(None, help="Folder holding the data set; default: the embedded SynthAV."),
+    split: Optional[str] = typer.Option(None, help="Split the predictions are for; default: the task's test split."),
+    task_option: list[str] = typer.Option([], "--task-option", help="Metric variant, e.g. s4.f_grouping=per_frame. Repeatable."),
+    output: Optional[Path] = typer.Option(None, help="Write the results JSON here as well."),
+    synthav_seed: int = typer.Option(0, help="Seed of the embedded SynthAV data (without --data-root)."),
+    synthav_size: str = typer.Option("small", help="Size of the embedded SynthAV data."),
+) -> None:
+    """Score predictions made elsewhere. Samples without a line count as parse failures."""
+    try:
+        task_obj = get_task(task, **_parse_task_options(task_option).get(task, {}))
+        split_name = split or task_obj.default_split
+        if split_name not in task_obj.splits:
+            raise AVBenchError(f"task {task!r} has no split {split_name!r}; its splits: {', '.join(task_obj.splits)}")
+        root, data_info = _resolve_data_root(data_root, synthav_seed, synthav_size)
+        records = {r.id: r for r in read_predictions(predictions)}
+        samples = task_obj.load(root, split_name)
+        known = {s.id for s in samples}
+        unknown = [i for i in records if i not in known]
+        preds = [prediction_from_record(task_obj, s, records[s.id]) if s.id in records else None for s in samples]
+        evaluation = evaluate(task_obj, samples, preds)
+    except AVBenchError as exc:
+        _fail(str(exc))
+        return
+    from .types import TaskResult
+
+    result = TaskResult(task, split_name, evaluation.metrics, len(samples), evaluation.n_parse_failures, task_obj.variants())
+    missing = sum(p is None for p in preds)
+    results = build_results([result], {"task": task, "split": split_name, "predictions": str(predictions)}, {"name": None}, data_info)
+    results["tasks"][task]["n_missing"] = missing
+    results["tasks"][task]["n_unknown_ids"] = len(unknown)
+    if output:
+        write_results(output, results)
+    if unknown:
+        err_console.print(f"warning: {len(unknown)} lines have ids that are not in {task}/{split_name} (e.g. {unknown[0]!r}); ignored", highlight=False)
+    if missing:
+        err_console.print(f"warning: {missing} of {len(samples)} samples have no line; scored as failures", highlight=False)
+    _print_table(results, f"avbench {__version__} · {predictions}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

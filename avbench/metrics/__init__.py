@@ -1,0 +1,1 @@
+"""Metric functions: pure, vectorised, reduced per unit to sufficient statistics, then aggregated."""

@@ -1,0 +1,110 @@
+"""The task plugin interface: load samples, build prompts, parse model text, score.
+
+A task never imports an adapter; the runner hands its samples and prompts to the adapter and the
+adapter's outputs back to the task. The baseline helpers (`reference_output`, `random_output`,
+`fit_prior`/`prior_output`) let the baselines in `avbench.adapters` work for any task through this
+interface alone.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from .types import Family, ModelOutput, Sample, ScoredSample
+
+
+def stable_hash(obj: Any) -> str:
+    """Short content hash of a JSON-serialisable object (key order does not matter)."""
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def file_hash(paths: Sequence[str | Path]) -> str:
+    """Short content hash of files' bytes, in order: the same ground truth under any data root."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class Task(abc.ABC):
+    """One benchmark task. Subclasses set the class attributes and implement the abstract methods."""
+
+    name: ClassVar[str]
+    family: ClassVar[Family]
+    #: Sub-folder of a data root that holds this task's data set (its official layout).
+    dataset_dir: ClassVar[str]
+    splits: ClassVar[tuple[str, ...]] = ("train", "val", "test")
+    default_split: ClassVar[str] = "test"
+    #: The metric a family score averages; also the first column of the summary table.
+    primary_metric: ClassVar[str]
+    #: Metrics shown in the summary table, in order (all metrics go to the results JSON).
+    table_metrics: ClassVar[tuple[str, ...]]
+    #: Metrics for which lower is better (e.g. Ref-AVS null-set S).
+    lower_is_better: ClassVar[frozenset[str]] = frozenset()
+    #: "text" for tasks answered in text, "mask" for tasks that also need per-frame maps.
+    output_kind: ClassVar[str] = "text"
+    max_new_tokens: ClassVar[int] = 500
+    description: ClassVar[str] = ""
+
+    def __init__(self, **options: Any):
+        if options:
+            raise TypeError(f"task {self.name!r} takes no options, got {sorted(options)}")
+
+    # ---- data -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def load(self, data_root: Path, split: str) -> list[Sample]:
+        """Samples of `split` from `data_root / dataset_dir`, in a deterministic order."""
+
+    def target_hash(self, sample: Sample) -> str:
+        """Fingerprint of the ground truth, independent of where the data root lies."""
+        return stable_hash(sample.target)
+
+    # ---- prompting and parsing ----------------------------------------------------------------
+    @abc.abstractmethod
+    def build_prompt(self, sample: Sample) -> str:
+        """The full text prompt, media placeholders included."""
+
+    @abc.abstractmethod
+    def parse(self, output: ModelOutput, sample: Sample) -> Any:
+        """Structured, JSON-serialisable prediction from a model output; raises `ParseError`."""
+
+    def parsed_from_json(self, obj: Any, sample: Sample) -> Any:
+        """Validate a structured prediction read from a predictions file; raises `ParseError`."""
+        return obj
+
+    # ---- scoring --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def score(self, sample: Sample, parsed: Any | None) -> ScoredSample:
+        """Score one unit. `parsed is None` is a parse failure: a wrong answer / an empty prediction."""
+
+    @abc.abstractmethod
+    def aggregate(self, samples: Sequence[Sample], stats: Sequence[Any]) -> dict[str, float]:
+        """Task metrics from the units' sufficient statistics (same order as `samples`)."""
+
+    def variants(self) -> dict[str, str]:
+        """Which variant of each metric this instance computes (recorded in the results)."""
+        return {}
+
+    # ---- baseline support -----------------------------------------------------------------------
+    @abc.abstractmethod
+    def reference_output(self, sample: Sample) -> ModelOutput:
+        """The ground truth rendered as a perfect model would emit it (text tags, masks)."""
+
+    @abc.abstractmethod
+    def random_output(self, sample: Sample, rng: np.random.Generator) -> ModelOutput:
+        """A uniformly random, well-formed answer."""
+
+    @abc.abstractmethod
+    def fit_prior(self, train_samples: Sequence[Sample]) -> Any:
+        """Statistics of the train split for a modality-blind prior (majority answer, mean mask, ...)."""
+
+    @abc.abstractmethod
+    def prior_output(self, prior: Any, sample: Sample) -> ModelOutput:
+        """The prior's answer for `sample`, using nothing of its media."""

@@ -1,0 +1,1 @@
+"""Task plugins, one file per task family; importable as `avbench.tasks`."""
