@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,10 @@ def decode_map(obj: Any) -> np.ndarray:
         else:
             rle = {"size": size, "counts": str(counts).encode("ascii")}
         try:
-            decoded = coco_mask.decode(rle)
+            with warnings.catch_warnings():
+                # pycocotools' Cython decoder trips numpy 2's __array__(copy=...) deprecation; the result is right.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                decoded = coco_mask.decode(rle)
         except Exception as exc:  # pycocotools raises bare exceptions on bad strings
             raise ValueError(f"invalid COCO RLE: {exc}") from exc
         return decoded.astype(bool)
