@@ -1,0 +1,176 @@
+"""ARIG: audio-referred image grounding on AVSBench S4 frames (Crab's benchmark).
+
+One sample is one annotated frame of a `v1s` video, id `<uid>/<frame index>`. The model sees the frame
+and the video's audio and answers with `<obj>(x1,y1)(x2,y2)</obj>`.
+
+Ground-truth box: the bounding box of the WHOLE foreground of the frame's mask (every non-black pixel,
+whatever its colour), after resizing the mask to 224 x 224 with nearest neighbour. Coordinates are
+integer pixel indices on that 224 x 224 image, inclusive: (x1, y1) is the left-most column and
+top-most row holding foreground, (x2, y2) the right-most column and bottom-most row. This follows
+Crab, whose loader resizes every ARIG image to 224 x 224 and whose targets are integer pixel
+coordinates taken as min / max over foreground pixels. Frames whose mask has no foreground (at
+224 x 224) have no box and are not samples.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image
+
+from avbench.errors import DataError, ParseError
+from avbench.masks import read_binary_mask
+from avbench.metrics.boxes import auc, best_iou, ciou
+from avbench.task import Task
+from avbench.types import ModelOutput, Sample, ScoredSample
+
+from ._avsbench import read_avsbench
+
+#: Side of the square image the boxes refer to (Crab resizes ARIG frames to this).
+IMAGE_SIZE = 224
+
+_NUMBER = r"\s*(-?\d+(?:\.\d+)?)\s*"
+_POINT = rf"\({_NUMBER},{_NUMBER}\)"
+# Crab's tag; a comma between the two points (a variant Crab's code also wrote) is accepted.
+_OBJ_TAG = re.compile(rf"<obj>\s*{_POINT}\s*,?\s*{_POINT}\s*</obj>", re.IGNORECASE)
+
+_MEDIA_BLOCKS = (
+    "This is an image:\n<image_start><image><image_end>\n"
+    "This is an audio:\n<audio_start><audio><audio_end>\n"
+)
+_INSTRUCTION = (
+    "Please recognize the category of the object that makes the sound, and then output its location "
+    f"as a bounding box in pixel coordinates of the {IMAGE_SIZE}x{IMAGE_SIZE} image, "
+    "in the form <obj>(x1,y1)(x2,y2)</obj>, where (x1,y1) is the top left corner and (x2,y2) the bottom right corner."
+)
+
+
+def mask_box(mask: np.ndarray, size: int = IMAGE_SIZE) -> list[int] | None:
+    """Bounding box `[x1, y1, x2, y2]` (inclusive pixel indices) of a mask's foreground at `size` x `size`.
+
+    `mask` is a 2-D boolean foreground map of any size; it is resized with nearest neighbour first.
+    None when no foreground remains.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != (size, size):
+        resized = Image.fromarray(mask.astype(np.uint8) * 255, mode="L").resize((size, size), Image.Resampling.NEAREST)
+        mask = np.array(resized) > 0
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    return [int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])]
+
+
+def format_box(box: Sequence[float]) -> str:
+    x1, y1, x2, y2 = (_number_text(v) for v in box)
+    return f"<obj>({x1},{y1})({x2},{y2})</obj>"
+
+
+def parse_boxes(text: str) -> list[list[float]]:
+    """Every `<obj>(x1,y1)(x2,y2)</obj>` box in `text`; raises ParseError when there is none."""
+    boxes = [[float(v) for v in match.groups()] for match in _OBJ_TAG.finditer(text or "")]
+    if not boxes:
+        raise ParseError("no <obj>(x1,y1)(x2,y2)</obj> box in the answer")
+    return boxes
+
+
+class ARIGTask(Task):
+    name = "arig"
+    family = "spatial"
+    dataset_dir = "avsbench"
+    primary_metric = "ciou"
+    table_metrics = ("ciou", "auc")
+    output_kind = "text"
+    description = (
+        "Audio-referred image grounding on AVSBench S4 frames: box of the sounding object; "
+        "cIoU (% of frames with IoU >= 0.5) and AUC of the success curve (fraction)."
+    )
+
+    # ---- data -------------------------------------------------------------------------------
+    def load(self, data_root: Path, split: str) -> list[Sample]:
+        samples: list[Sample] = []
+        for video in read_avsbench(data_root, split, ("v1s",)):
+            if not any(video.mask(i).is_file() for i in range(video.n_frames)):
+                raise DataError("video without any mask", video.mask(0))
+            for index in range(video.n_frames):
+                mask_path = video.mask(index)
+                if not mask_path.is_file():
+                    # The official train v1s videos annotate frame 0 only; elsewhere every frame has a mask.
+                    if split == "train":
+                        continue
+                    raise DataError(f"mask of frame {index} missing (only train videos may lack masks)", mask_path)
+                box = mask_box(read_binary_mask(mask_path))
+                if box is None:
+                    continue
+                samples.append(
+                    Sample(
+                        id=f"{video.uid}/{index}",
+                        task=self.name,
+                        split=split,
+                        media={"image": str(video.frame(index)), "audio": str(video.audio)},
+                        inputs={"frame_index": index, "n_frames": video.n_frames},
+                        target={"box": box},
+                        meta={"uid": video.uid, "frame": index, "a_obj": video.a_obj},
+                    )
+                )
+        return samples
+
+    # ---- prompting and parsing ----------------------------------------------------------------
+    def build_prompt(self, sample: Sample) -> str:
+        return _MEDIA_BLOCKS + _INSTRUCTION
+
+    def parse(self, output: ModelOutput, sample: Sample) -> dict[str, list[list[float]]]:
+        return {"boxes": parse_boxes(output.text)}
+
+    def parsed_from_json(self, obj: Any, sample: Sample) -> dict[str, list[list[float]]]:
+        boxes = obj.get("boxes") if isinstance(obj, dict) else None
+        if not isinstance(boxes, list) or not boxes:
+            raise ParseError("an ARIG prediction is {'boxes': [[x1, y1, x2, y2], ...]} with at least one box")
+        for box in boxes:
+            if not (isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box)):
+                raise ParseError(f"a box must be four numbers [x1, y1, x2, y2], got {box!r}")
+        return {"boxes": [[float(v) for v in box] for box in boxes]}
+
+    # ---- scoring --------------------------------------------------------------------------------
+    def score(self, sample: Sample, parsed: Any | None) -> ScoredSample:
+        boxes = parsed["boxes"] if parsed is not None else []
+        iou = best_iou(boxes, sample.target["box"])
+        return ScoredSample(summary={"iou": iou}, stats=iou)
+
+    def aggregate(self, samples: Sequence[Sample], stats: Sequence[Any]) -> dict[str, float]:
+        ious = np.asarray(stats, dtype=np.float64)
+        return {"ciou": 100.0 * ciou(ious), "auc": auc(ious)}
+
+    # ---- baseline support -----------------------------------------------------------------------
+    def reference_output(self, sample: Sample) -> ModelOutput:
+        return ModelOutput(text=f"The sounding object is {sample.meta.get('a_obj', 'the object')}. "
+                                f"Its coordinates are {format_box(sample.target['box'])}.")
+
+    def random_output(self, sample: Sample, rng: np.random.Generator) -> ModelOutput:
+        # Each axis: two independent uniform pixel indices, sorted, so every valid box can come out.
+        xs = np.sort(rng.integers(0, IMAGE_SIZE, size=2))
+        ys = np.sort(rng.integers(0, IMAGE_SIZE, size=2))
+        box = [int(xs[0]), int(ys[0]), int(xs[1]), int(ys[1])]
+        return ModelOutput(text=f"Its coordinates are {format_box(box)}.")
+
+    def fit_prior(self, train_samples: Sequence[Sample]) -> dict[str, list[int]]:
+        """The mean train box, rounded to pixel indices (the whole image when there are no samples)."""
+        if not train_samples:
+            return {"box": [0, 0, IMAGE_SIZE - 1, IMAGE_SIZE - 1]}
+        mean = np.mean([s.target["box"] for s in train_samples], axis=0)
+        return {"box": [int(v) for v in np.rint(mean)]}
+
+    def prior_output(self, prior: dict[str, list[int]], sample: Sample) -> ModelOutput:
+        return ModelOutput(text=f"Its coordinates are {format_box(prior['box'])}.")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
