@@ -1,0 +1,266 @@
+"""AVSBench S4 (single sound source) and MS3 (multiple sound sources): binary sound-source segmentation.
+
+One sample is one 5-second video (`v1s` rows of `avsbench/metadata.csv` for S4, `v1m` for MS3): the
+model sees its 5 frames and its audio and returns one map per frame (probabilities or booleans).
+Ground truth: `labels_rgb/<i>.png`, foreground = any non-black pixel. As in the official release,
+train videos of `v1s` carry only frame 0's mask; such a video is loaded with the masks that exist
+(they feed the mean-mask prior), val and test videos must have all 5.
+
+Scoring follows the official test loaders: everything at 224 x 224 (ground truth resized with
+nearest neighbour, predictions of another size with nearest / bilinear), then `mask_iou` and
+`Eval_Fmeasure` of `avbench.metrics.segmentation`. mIoU is the official mean over videos of each
+video's mean frame IoU (equal to the per-frame mean when every video has 5 annotated frames). The
+F-score depends on how frames are grouped into calls of `Eval_Fmeasure`: `f_grouping="per_video"`
+(default) is the official AVSBench test (one call per video); `"per_frame"` reproduces Crab's
+scripts (one call per frame, so a frame with empty ground truth scores 0 and still counts).
+Both metrics are reported in percent, as the Crab paper prints them.
+
+`BinarySegmentationTask` holds what S4, MS3 and Ref-AVS share: parsing maps, resizing, the baselines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from avbench.errors import DataError, ParseError, UnknownNameError
+from avbench.masks import decode_map, encode_map, read_binary_mask
+from avbench.metrics.segmentation import (
+    EVAL_SIZE,
+    FrameStats,
+    call_fmeasure,
+    call_iou,
+    calls_per_frame,
+    calls_per_unit,
+    frame_stats,
+    resize_nearest,
+    to_eval_map,
+)
+from avbench.task import Task, file_hash
+from avbench.types import ModelOutput, Sample, ScoredSample
+
+from ._avsbench import read_avsbench
+
+#: Crab's mask placeholder: 2 image scales x 3 tokens between start and end tokens.
+MASK_TOKENS = "<mask_start>" + "".join(f"<mask_{i}>" for i in range(6)) + "<mask_end>"
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+VIDEO_AUDIO_BLOCKS = (
+    "This is a video:\n<video_start><video><video_end>\n"
+    "This is an audio:\n<audio_start><audio><audio_end>\n"
+)
+F_GROUPINGS = ("per_video", "per_frame")
+
+
+def read_gt_stack(paths: Sequence[str | Path]) -> np.ndarray:
+    """Ground-truth masks as a (F, 224, 224) boolean stack (nearest-neighbour resize, as the test loaders)."""
+    return np.stack([resize_nearest(read_binary_mask(p), EVAL_SIZE) for p in paths]) if paths else np.zeros((0, EVAL_SIZE, EVAL_SIZE), bool)
+
+
+def _checked_map(array: Any, index: int) -> np.ndarray:
+    """A model's map as bool or float in [0, 1]; anything else is an unusable answer."""
+    try:
+        array = np.asarray(array)
+    except Exception as exc:
+        raise ParseError(f"map {index} is not an array: {exc}") from None
+    if array.ndim != 2 or 0 in array.shape:
+        raise ParseError(f"map {index} must be a non-empty 2-D array, got shape {array.shape}")
+    if array.dtype == bool:
+        return array
+    if np.issubdtype(array.dtype, np.integer):
+        if not np.isin(array, (0, 1)).all():
+            raise ParseError(f"map {index} is an integer map with values other than 0 and 1")
+        return array.astype(bool)
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+            raise ParseError(f"map {index} holds values outside [0, 1]")
+        return array
+    raise ParseError(f"map {index} has unsupported dtype {array.dtype}")
+
+
+def random_blob(rng: np.random.Generator, size: int = EVAL_SIZE) -> np.ndarray:
+    """An ellipse with uniformly random centre and semi-axes (5-50 % of the side): a chance-level mask
+    that, unlike per-pixel noise, stays small in a predictions file (RLE)."""
+    cy, cx = rng.uniform(0, size, 2)
+    ry, rx = rng.uniform(0.05 * size, 0.5 * size, 2)
+    yy, xx = np.mgrid[0:size, 0:size]
+    return ((yy + 0.5 - cy) / ry) ** 2 + ((xx + 0.5 - cx) / rx) ** 2 <= 1.0
+
+
+class BinarySegmentationTask(Task):
+    """Shared by S4, MS3 and Ref-AVS: one map per frame, parsed into `{"masks": [encoded map, ...]}`."""
+
+    family = "pixel"
+    output_kind = "mask"
+    max_new_tokens = 100
+
+    @staticmethod
+    def n_frames(sample: Sample) -> int:
+        return len(sample.media["frames"])
+
+    # ---- parsing ----------------------------------------------------------------------------------
+    def parse(self, output: ModelOutput, sample: Sample) -> Any:
+        expected = self.n_frames(sample)
+        if output.masks is None:
+            raise ParseError("the model returned no masks")
+        if len(output.masks) != expected:
+            raise ParseError(f"expected {expected} maps (one per frame), got {len(output.masks)}")
+        return {"masks": [encode_map(_checked_map(m, i)) for i, m in enumerate(output.masks)]}
+
+    def parsed_from_json(self, obj: Any, sample: Sample) -> Any:
+        expected = self.n_frames(sample)
+        if not isinstance(obj, dict) or not isinstance(obj.get("masks"), list):
+            raise ParseError("a prediction must be an object with a list 'masks'")
+        if len(obj["masks"]) != expected:
+            raise ParseError(f"expected {expected} maps (one per frame), got {len(obj['masks'])}")
+        for index, encoded in enumerate(obj["masks"]):
+            try:
+                decoded = decode_map(encoded)
+            except ValueError as exc:
+                raise ParseError(f"map {index}: {exc}") from None
+            if decoded.dtype == np.int64:
+                raise ParseError(f"map {index} is a class-id map; this task needs a binary or probability map")
+        return obj
+
+    def predicted_maps(self, parsed: Any | None, n_frames: int) -> np.ndarray:
+        """(F, 224, 224) float32 probabilities; a parse failure is the empty prediction (all zeros)."""
+        if parsed is None:
+            return np.zeros((n_frames, EVAL_SIZE, EVAL_SIZE), dtype=np.float32)
+        return np.stack([to_eval_map(decode_map(m)) for m in parsed["masks"]])
+
+    # ---- baselines --------------------------------------------------------------------------------
+    @staticmethod
+    def mask_text(n_frames: int) -> str:
+        return " ".join(f"At the {ORDINALS[i]} second, the mask is {MASK_TOKENS}." for i in range(n_frames))
+
+    def random_output(self, sample: Sample, rng: np.random.Generator) -> ModelOutput:
+        n = self.n_frames(sample)
+        return ModelOutput(self.mask_text(n), [random_blob(rng) for _ in range(n)])
+
+    @staticmethod
+    def mean_mask(mask_paths: Sequence[str]) -> np.ndarray:
+        """Mean of the masks at 224 x 224; a file listed k times counts k times but is read once."""
+        unique, counts = np.unique(np.asarray(mask_paths, dtype=str), return_counts=True)
+        total = np.zeros((EVAL_SIZE, EVAL_SIZE), dtype=np.float64)
+        for path, count in zip(unique, counts):
+            total += count * resize_nearest(read_binary_mask(path), EVAL_SIZE)
+        return (total / max(int(counts.sum()), 1)).astype(np.float32)
+
+    def prior_output(self, prior: Any, sample: Sample) -> ModelOutput:
+        n = self.n_frames(sample)
+        prior = np.asarray(prior, dtype=np.float32)
+        return ModelOutput(self.mask_text(n), [prior.copy() for _ in range(n)])
+
+
+class S4Task(BinarySegmentationTask):
+    """AVSBench-object single-source segmentation (S4); see the module docstring."""
+
+    name: ClassVar[str] = "s4"
+    dataset_dir = "avsbench"
+    subset: ClassVar[str] = "v1s"
+    primary_metric = "miou"
+    table_metrics = ("miou", "f_score")
+    description = "AVSBench S4: segment the single sounding object in 5 frames (mIoU, F-score, %)"
+    instruction: ClassVar[str] = (
+        "Please recognize the category of the object making the sound in the video, and then segment out "
+        "the object that makes the sound at each second of the video: one mask for each of the {n} seconds."
+    )
+
+    def __init__(self, f_grouping: str = "per_video"):
+        if f_grouping not in F_GROUPINGS:
+            raise UnknownNameError("F-score grouping", f_grouping, list(F_GROUPINGS))
+        self.f_grouping = f_grouping
+
+    def variants(self) -> dict[str, str]:
+        return {"f_score": self.f_grouping}
+
+    # ---- data -------------------------------------------------------------------------------------
+    def load(self, data_root: Path, split: str) -> list[Sample]:
+        if split not in self.splits:
+            raise UnknownNameError("split", split, list(self.splits))
+        samples: list[Sample] = []
+        seen: set[str] = set()
+        for video in read_avsbench(data_root, split, (self.subset,)):
+            if video.uid in seen:
+                raise DataError(f"duplicate uid {video.uid!r} in split {split!r}", Path(data_root) / "avsbench" / "metadata.csv")
+            seen.add(video.uid)
+            frames = range(video.n_frames)
+            if split == "train":
+                mask_frames = [i for i in frames if video.mask(i).is_file()]
+                if not mask_frames:
+                    raise DataError("train video without any mask", video.mask(0))
+            else:
+                for i in frames:
+                    if not video.mask(i).is_file():
+                        raise DataError(f"missing ground-truth mask of frame {i}", video.mask(i))
+                mask_frames = list(frames)
+            samples.append(
+                Sample(
+                    id=video.uid,
+                    task=self.name,
+                    split=split,
+                    media={"frames": [str(video.frame(i)) for i in frames], "audio": str(video.audio)},
+                    inputs={},
+                    target={
+                        "category": video.a_obj,
+                        "mask_frames": mask_frames,
+                        "masks": [str(video.mask(i)) for i in mask_frames],
+                    },
+                    meta={"vid": video.vid, "subset": video.subset, "category": video.a_obj},
+                )
+            )
+        return samples
+
+    def target_hash(self, sample: Sample) -> str:
+        return file_hash(sample.target["masks"])
+
+    def build_prompt(self, sample: Sample) -> str:
+        return VIDEO_AUDIO_BLOCKS + self.instruction.format(n=self.n_frames(sample))
+
+    # ---- scoring ----------------------------------------------------------------------------------
+    def score(self, sample: Sample, parsed: Any | None) -> ScoredSample:
+        gt = read_gt_stack(sample.target["masks"])
+        pred = self.predicted_maps(parsed, self.n_frames(sample))[sample.target["mask_frames"]]
+        stats = frame_stats(pred, gt, iou_threshold=0.5)
+        if self.f_grouping == "per_video":
+            f_value = float(call_fmeasure(stats, calls_per_unit([stats.n_frames]))[0])
+        else:
+            f_value = float(call_fmeasure(stats, calls_per_frame(stats.n_frames)).mean())
+        return ScoredSample({"miou": 100.0 * float(stats.iou.mean()), "f_score": 100.0 * f_value}, stats)
+
+    def aggregate(self, samples: Sequence[Sample], stats: Sequence[FrameStats]) -> dict[str, float]:
+        if not stats:
+            return {}
+        frames = FrameStats.concat(stats)
+        per_video = calls_per_unit([s.n_frames for s in stats])
+        f_calls = per_video if self.f_grouping == "per_video" else calls_per_frame(frames.n_frames)
+        return {
+            "miou": 100.0 * float(call_iou(frames, per_video).mean()),
+            "f_score": 100.0 * float(call_fmeasure(frames, f_calls).mean()),
+        }
+
+    # ---- baselines --------------------------------------------------------------------------------
+    def reference_output(self, sample: Sample) -> ModelOutput:
+        target = sample.target
+        gt = {i: read_binary_mask(p) for i, p in zip(target["mask_frames"], target["masks"])}
+        shape = next(iter(gt.values())).shape
+        masks = [gt.get(i, np.zeros(shape, dtype=bool)) for i in range(self.n_frames(sample))]
+        text = f"The object making the sound in the video is {target['category']}. " + self.mask_text(len(masks))
+        return ModelOutput(text, masks)
+
+    def fit_prior(self, train_samples: Sequence[Sample]) -> np.ndarray:
+        """The mean ground-truth mask (224 x 224) over every mask of the train split."""
+        return self.mean_mask([p for s in train_samples for p in s.target["masks"]])
+
+
+class MS3Task(S4Task):
+    """AVSBench-object multi-source segmentation (MS3); see the module docstring."""
+
+    name = "ms3"
+    subset = "v1m"
+    description = "AVSBench MS3: segment all sounding objects in 5 frames (mIoU, F-score, %)"
+    instruction = (
+        "Please recognize the categories of the objects making sounds in the video, and then segment out "
+        "the objects that make sounds at each second of the video: one mask for each of the {n} seconds."
+    )

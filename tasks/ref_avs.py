@@ -1,0 +1,218 @@
+"""Ref-AVS (ECCV 2024): segment the object a text expression refers to, in a 10-frame audio-visual clip.
+
+One sample is one row (expression) of `ref_avs/metadata.csv` (`vid,uid,split,fid,exp`): frames
+`media/<vid>/frames/<k>.jpg` (k = 0..9), audio `media/<vid>/audio.wav`, ground truth
+`gt_mask/<vid>/fid_<fid>/<k:05d>.png` (foreground = non-zero). Splits: train, val, test_s (seen),
+test_u (unseen), test_n (null: the referred object is absent) and test = test_s + test_u + test_n.
+Notes on the real release:
+- 25 rows have split `TODO`: they belong to no split and are skipped;
+- a few uids repeat (11 in the test splits, some rows exact duplicates); the official loaders
+  evaluate every row, so do we, and the k-th repeat of a uid gets the id `<uid>#k` (k >= 2);
+- test_n is scored with S alone, which does not look at the ground truth: its masks are not read.
+
+Metrics (`avbench.metrics.segmentation`), per test subset:
+- J (`mask_iou`, percent) and F (`Eval_Fmeasure`, fraction) on test_s (`j_seen`, `f_seen`) and
+  test_u (`j_unseen`, `f_unseen`); on train / val splits the same two as `j`, `f`;
+- S on test_n (`s_null`, fraction, lower is better).
+Variants (`variant=` option):
+- `official` (default): GeWu-Lab/Ref-AVS `scripts/train.py:test` with the loaders of
+  `run_refavs.py`: a call is a batch of 4 consecutive expressions (40 frames; the last may be
+  smaller), J uses foreground = p > 0.4, F is one `Eval_Fmeasure` per call, S pools the call's
+  pixels; each is averaged over calls.
+- `crab`: Crab's `inference_ref_avs*` scripts call the same functions one frame at a time with
+  threshold 0.5: J, F and S are means over frames (so a frame with empty ground truth has F = 0).
+Both evaluate at 224 x 224 (the official Ref-AVS script uses 256 x 256 and bilinear-resized masks;
+Crab's loader, whose numbers the paper reports, uses 224 and nearest neighbour).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from avbench.errors import DataError, UnknownNameError
+from avbench.masks import read_binary_mask
+from avbench.metrics.segmentation import (
+    EVAL_SIZE,
+    FrameStats,
+    call_fmeasure,
+    call_iou,
+    call_null_s,
+    calls_of_chunks,
+    calls_per_frame,
+    calls_per_unit,
+    frame_stats,
+)
+from avbench.task import file_hash, stable_hash
+from avbench.types import ModelOutput, Sample, ScoredSample
+
+from .avsbench import VIDEO_AUDIO_BLOCKS, BinarySegmentationTask, read_gt_stack
+
+METADATA_COLUMNS = ("vid", "uid", "split", "fid", "exp")
+SUBSETS = ("train", "val", "test_s", "test_u", "test_n")
+#: Rows the release marks as not yet assigned to a split.
+UNASSIGNED_SPLIT = "TODO"
+FRAMES_PER_CLIP = 10
+NULL_SUBSET = "test_n"
+#: Metric names of each subset's J and F (test_n has S only).
+JF_NAMES = {"test_s": ("j_seen", "f_seen"), "test_u": ("j_unseen", "f_unseen"), "train": ("j", "f"), "val": ("j", "f")}
+
+
+@dataclass(frozen=True)
+class RefAVSVariant:
+    j_threshold: float
+    #: Expressions per call of the metric functions; None = one call per frame.
+    units_per_call: int | None
+    description: str
+
+
+VARIANTS = {
+    "official": RefAVSVariant(0.4, 4, "Ref-AVS test(): J at p > 0.4, F and S per call of 4 expressions (40 frames)"),
+    "crab": RefAVSVariant(0.5, None, "Crab scripts: J at p > 0.5, J, F and S as means over frames"),
+}
+
+
+class RefAVSTask(BinarySegmentationTask):
+    """Ref-AVS; see the module docstring."""
+
+    name = "ref_avs"
+    dataset_dir = "ref_avs"
+    splits = ("train", "val", "test", "test_s", "test_u", "test_n")
+    primary_metric = "j_seen"
+    table_metrics = ("j_seen", "f_seen", "j_unseen", "f_unseen", "s_null")
+    lower_is_better = frozenset({"s_null"})
+    description = "Ref-AVS: segment the object a text expression refers to (J %, F, null-set S)"
+
+    def __init__(self, variant: str = "official"):
+        if variant not in VARIANTS:
+            raise UnknownNameError("Ref-AVS variant", variant, list(VARIANTS))
+        self.variant = variant
+        self._rules = VARIANTS[variant]
+
+    def variants(self) -> dict[str, str]:
+        return {"metrics": self.variant, "definition": self._rules.description}
+
+    # ---- data -------------------------------------------------------------------------------------
+    def load(self, data_root: Path, split: str) -> list[Sample]:
+        if split not in self.splits:
+            raise UnknownNameError("split", split, list(self.splits))
+        wanted = ("test_s", "test_u", "test_n") if split == "test" else (split,)
+        root = Path(data_root) / self.dataset_dir
+        by_subset: dict[str, list[Sample]] = {s: [] for s in wanted}
+        for line, row, sample_id in self._read_rows(root / "metadata.csv"):
+            if row["split"] in by_subset:
+                by_subset[row["split"]].append(self._sample(root, split, row, sample_id, line))
+        return [sample for subset in wanted for sample in by_subset[subset]]
+
+    @staticmethod
+    def _read_rows(path: Path):
+        """(line, row, sample id) of every assigned row, in file order."""
+        if not path.is_file():
+            raise DataError("Ref-AVS metadata not found (expected the Ref-AVS layout, see docs/data-layout.md)", path)
+        repeats: dict[str, int] = {}
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in METADATA_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DataError(f"header lacks columns {missing}; expected {','.join(METADATA_COLUMNS)}", path, 1)
+            for row in reader:
+                line = reader.line_num
+                if row["split"] == UNASSIGNED_SPLIT:
+                    continue
+                if row["split"] not in SUBSETS:
+                    raise DataError(f"unknown split {row['split']!r}; expected one of {SUBSETS}", path, line)
+                if not row["uid"] or not row["vid"]:
+                    raise DataError("empty vid or uid", path, line)
+                if not (row["fid"] or "").strip().isdigit():
+                    raise DataError(f"fid must be a non-negative integer, got {row['fid']!r}", path, line)
+                repeats[row["uid"]] = repeats.get(row["uid"], 0) + 1
+                count = repeats[row["uid"]]
+                yield line, row, row["uid"] if count == 1 else f"{row['uid']}#{count}"
+
+    def _sample(self, root: Path, split: str, row: dict[str, str], sample_id: str, line: int) -> Sample:
+        vid, subset, fid = row["vid"], row["split"], int(row["fid"])
+        # Plain string joins: pathlib costs seconds over the 20k rows of the real release.
+        media = f"{root}/media/{vid}"
+        is_null = subset == NULL_SUBSET
+        masks = [] if is_null else [f"{root}/gt_mask/{vid}/fid_{fid}/{k:05d}.png" for k in range(FRAMES_PER_CLIP)]
+        # uid = <vid>_<object>_<n>: the object name is the answer Crab's training text gives.
+        referent = row["uid"].rsplit("_", 2)[1] if row["uid"].count("_") >= 2 else ""
+        return Sample(
+            id=sample_id,
+            task=self.name,
+            split=split,
+            media={"frames": [f"{media}/frames/{k}.jpg" for k in range(FRAMES_PER_CLIP)], "audio": f"{media}/audio.wav"},
+            inputs={"expression": row["exp"]},
+            target={"null": is_null, "masks": masks, "referent": referent},
+            meta={"subset": subset, "vid": vid, "uid": row["uid"], "fid": fid, "line": line},
+        )
+
+    def target_hash(self, sample: Sample) -> str:
+        if sample.target["null"]:
+            return stable_hash({"null": True, "frames": self.n_frames(sample)})
+        return file_hash(sample.target["masks"])
+
+    def build_prompt(self, sample: Sample) -> str:
+        return VIDEO_AUDIO_BLOCKS + (
+            "Please segment out the object referred to by the following expression at each second of the video, "
+            f"one mask for each of the {self.n_frames(sample)} seconds (an empty mask where the object is absent). "
+            f"Expression: {sample.inputs['expression']}"
+        )
+
+    # ---- scoring ----------------------------------------------------------------------------------
+    def _gt(self, sample: Sample) -> np.ndarray:
+        if sample.target["null"]:
+            return np.zeros((self.n_frames(sample), EVAL_SIZE, EVAL_SIZE), dtype=bool)
+        return read_gt_stack(sample.target["masks"])
+
+    def score(self, sample: Sample, parsed: Any | None) -> ScoredSample:
+        stats = frame_stats(self.predicted_maps(parsed, self.n_frames(sample)), self._gt(sample), self._rules.j_threshold)
+        one_call = calls_per_unit([stats.n_frames])
+        per_frame = calls_per_frame(stats.n_frames)
+        calls = one_call if self._rules.units_per_call else per_frame
+        if sample.target["null"]:
+            summary = {"s": float(call_null_s(stats, calls).mean())}
+        else:
+            summary = {"j": 100.0 * float(stats.iou.mean()), "f": float(call_fmeasure(stats, calls).mean())}
+        return ScoredSample(summary, stats)
+
+    def _calls(self, stats: Sequence[FrameStats]) -> np.ndarray:
+        frames = [s.n_frames for s in stats]
+        if self._rules.units_per_call is None:
+            return calls_per_frame(int(sum(frames)))
+        return calls_of_chunks(frames, self._rules.units_per_call)
+
+    def aggregate(self, samples: Sequence[Sample], stats: Sequence[FrameStats]) -> dict[str, float]:
+        groups: dict[str, list[FrameStats]] = {}
+        for sample, unit in zip(samples, stats, strict=True):
+            groups.setdefault(sample.meta["subset"], []).append(unit)
+        metrics: dict[str, float] = {}
+        # The official script evaluates each subset in its own run: calls never span two subsets.
+        for subset in SUBSETS:
+            if subset not in groups:
+                continue
+            frames, calls = FrameStats.concat(groups[subset]), self._calls(groups[subset])
+            if subset == NULL_SUBSET:
+                metrics["s_null"] = float(call_null_s(frames, calls).mean())
+            else:
+                j_name, f_name = JF_NAMES[subset]
+                metrics[j_name] = 100.0 * float(call_iou(frames, calls).mean())
+                metrics[f_name] = float(call_fmeasure(frames, calls).mean())
+        return {name: metrics[name] for name in (*self.table_metrics, "j", "f") if name in metrics}
+
+    # ---- baselines --------------------------------------------------------------------------------
+    def reference_output(self, sample: Sample) -> ModelOutput:
+        expression, n = sample.inputs["expression"].rstrip("."), self.n_frames(sample)
+        if sample.target["null"]:
+            text = f"{expression} is not in the video. " + self.mask_text(n)
+            return ModelOutput(text, [np.zeros((EVAL_SIZE, EVAL_SIZE), dtype=bool) for _ in range(n)])
+        text = f"{expression} is the {sample.target['referent']}. " + self.mask_text(n)
+        return ModelOutput(text, [read_binary_mask(p) for p in sample.target["masks"]])
+
+    def fit_prior(self, train_samples: Sequence[Sample]) -> np.ndarray:
+        """The mean ground-truth mask (224 x 224) over every frame of every train expression."""
+        return self.mean_mask([p for s in train_samples for p in s.target["masks"]])
