@@ -85,10 +85,7 @@ class ARIGTask(Task):
     primary_metric = "ciou"
     table_metrics = ("ciou", "auc")
     output_kind = "text"
-    description = (
-        "Audio-referred image grounding on AVSBench S4 frames: box of the sounding object; "
-        "cIoU (% of frames with IoU >= 0.5) and AUC of the success curve (fraction)."
-    )
+    description = "ARIG audio-referred grounding on S4 frames: box of the sounding object; cIoU (%), AUC (fraction)"
 
     # ---- data -------------------------------------------------------------------------------
     def load(self, data_root: Path, split: str) -> list[Sample]:

@@ -78,10 +78,7 @@ class AVSSTask(Task):
     table_metrics = ("miou", "f_score")
     output_kind = "mask"
     max_new_tokens = 100
-    description = (
-        "Audio-visual semantic segmentation (AVSBench-semantic, 71 classes): per-class IoU and F accumulated "
-        "over frames, mean over all classes (%)."
-    )
+    description = "AVSS semantic segmentation, 71 classes: per-class accumulated mIoU and F-score, mean over all classes (%)"
 
     def __init__(self, classes: str = "all", **options: Any):
         if classes not in CLASS_SELECTIONS:
