@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -19,7 +20,9 @@ from .predictions import read_predictions
 from .registry import (
     TASK_GROUPS, UNAVAILABLE_MODELS, expand_tasks, get_model, get_task, model_class, model_names, task_class, task_names,
 )
-from .results import RESULTS_FILE_NAME, SUMMARY_HEADER, build_results, markdown_table, summary_rows, write_results
+from .results import (
+    FAMILY_HEADER, METRIC_HEADER, RESULTS_FILE_NAME, build_results, family_rows, markdown_table, metric_rows, write_results,
+)
 from .runner import RunConfig, run
 from .scoring import evaluate, prediction_from_record
 
@@ -93,12 +96,19 @@ def _resolve_data_root(data_root: Optional[Path], synthav_seed: int, synthav_siz
 
 
 def _print_table(results: dict[str, Any], title: str) -> None:
-    table = Table(title=title, title_justify="left")
-    for column in SUMMARY_HEADER:
-        table.add_column(column, justify="right" if column in ("samples", "parse failures", "value") else "left")
-    for row in summary_rows(results):
-        table.add_row(*row)
-    console.print(table)
+    numeric = {"value", "samples", "parse failures", "score"}
+    for header, rows, caption in (
+        (METRIC_HEADER, metric_rows(results), title),
+        (FAMILY_HEADER, family_rows(results), "family score = mean of the family's primary metrics"),
+    ):
+        if not rows:
+            continue
+        table = Table(title=caption, title_justify="left")
+        for column in header:
+            table.add_column(column, justify="right" if column in numeric else "left")
+        for row in rows:
+            table.add_row(*(escape(cell) for cell in row))
+        console.print(table)
 
 
 @app.command("run")

@@ -93,36 +93,48 @@ def write_results(path: Path, results: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def summary_rows(results: dict[str, Any]) -> list[list[str]]:
-    """Rows of the summary table: one per shown metric, then one per family."""
+def format_value(value: float | None, fraction: bool = False) -> str:
+    """Percent metrics with 2 decimals, fractions with 3 (as the papers print them)."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    return f"{value:.3f}" if fraction else f"{value:.2f}"
+
+
+METRIC_HEADER = ["task", "split", "metric", "value", "samples", "parse failures"]
+FAMILY_HEADER = ["family", "tasks", "score"]
+
+
+def metric_rows(results: dict[str, Any]) -> list[list[str]]:
+    """One row per shown metric; the task's name, split and counts only on its first row."""
     rows = []
     for name, entry in results["tasks"].items():
         task = get_task(name)
         shown = [m for m in task.table_metrics if m in entry["metrics"]]
         for i, metric in enumerate(shown):
-            arrow = " (lower is better)" if metric in task.lower_is_better else ""
+            label = metric + (" (lower is better)" if metric in task.lower_is_better else "")
+            value = format_value(entry["metrics"][metric], metric in task.fraction_metrics)
+            first = i == 0
             rows.append([
-                name if i == 0 else "", task.family if i == 0 else "", entry["split"] if i == 0 else "",
-                str(entry["n_samples"]) if i == 0 else "", str(entry["n_parse_failures"]) if i == 0 else "",
-                metric + arrow, format_value(entry["metrics"][metric]),
+                name if first else "", entry["split"] if first else "", label, value,
+                str(entry["n_samples"]) if first else "", str(entry["n_parse_failures"]) if first else "",
             ])
-    for family, entry in results["families"].items():
-        rows.append([f"[{family}]", "", "", "", "", "family score", format_value(entry["score"])])
     return rows
 
 
-SUMMARY_HEADER = ["task", "family", "split", "samples", "parse failures", "metric", "value"]
+def family_rows(results: dict[str, Any]) -> list[list[str]]:
+    return [[family, ", ".join(entry["tasks"]), format_value(entry["score"])] for family, entry in results["families"].items()]
 
 
-def format_value(value: float) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{value:.2f}" if abs(value) >= 1.5 or value == 0 else f"{value:.4f}"
+def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return lines
 
 
 def markdown_table(results: dict[str, Any]) -> str:
-    """The summary as a GitHub/pandoc markdown table, ready to paste into a paper draft or README."""
-    lines = ["| " + " | ".join(SUMMARY_HEADER) + " |", "|" + "|".join("---" for _ in SUMMARY_HEADER) + "|"]
-    for row in summary_rows(results):
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    """The summary as GitHub/pandoc markdown tables, ready to paste into a paper draft or README."""
+    lines = _markdown(METRIC_HEADER, metric_rows(results))
+    if results["families"]:
+        lines += ["", "Family score = mean of the family's primary metrics (%).", ""]
+        lines += _markdown(FAMILY_HEADER, family_rows(results))
     return "\n".join(lines) + "\n"

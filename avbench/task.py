@@ -48,6 +48,8 @@ class Task(abc.ABC):
     table_metrics: ClassVar[tuple[str, ...]]
     #: Metrics for which lower is better (e.g. Ref-AVS null-set S).
     lower_is_better: ClassVar[frozenset[str]] = frozenset()
+    #: Metrics reported as fractions in [0, 1], as their papers print them; all others are percent.
+    fraction_metrics: ClassVar[frozenset[str]] = frozenset()
     #: "text" for tasks answered in text, "mask" for tasks that also need per-frame maps.
     output_kind: ClassVar[str] = "text"
     max_new_tokens: ClassVar[int] = 500

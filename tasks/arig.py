@@ -84,6 +84,7 @@ class ARIGTask(Task):
     dataset_dir = "avsbench"
     primary_metric = "ciou"
     table_metrics = ("ciou", "auc")
+    fraction_metrics = frozenset({"auc"})
     output_kind = "text"
     description = "ARIG audio-referred grounding on S4 frames: box of the sounding object; cIoU (%), AUC (fraction)"
 

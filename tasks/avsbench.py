@@ -140,17 +140,37 @@ class BinarySegmentationTask(Task):
 
     @staticmethod
     def mean_mask(mask_paths: Sequence[str]) -> np.ndarray:
-        """Mean of the masks at 224 x 224; a file listed k times counts k times but is read once."""
+        """Mean of the masks at 224 x 224, calibrated (see `calibrate_prior`).
+
+        A file listed k times counts k times but is read once.
+        """
         unique, counts = np.unique(np.asarray(mask_paths, dtype=str), return_counts=True)
         total = np.zeros((EVAL_SIZE, EVAL_SIZE), dtype=np.float64)
         for path, count in zip(unique, counts):
             total += count * resize_nearest(read_binary_mask(path), EVAL_SIZE)
-        return (total / max(int(counts.sum()), 1)).astype(np.float32)
+        return calibrate_prior((total / max(int(counts.sum()), 1)).astype(np.float32))
 
     def prior_output(self, prior: Any, sample: Sample) -> ModelOutput:
         n = self.n_frames(sample)
         prior = np.asarray(prior, dtype=np.float32)
         return ModelOutput(self.mask_text(n), [prior.copy() for _ in range(n)])
+
+
+def calibrate_prior(mean: np.ndarray) -> np.ndarray:
+    """Rescale a mean mask monotonically so that `p > 0.5` covers the mean foreground area.
+
+    Where objects move around, the raw mean is below 0.5 almost everywhere and thresholding it
+    predicts nothing. Scaling by 0.5 / t, with t the mean's quantile that leaves the mean foreground
+    fraction above it, keeps the ranking of pixels (so the F-score's threshold sweep sees the same
+    map) while the binarised prior has the typical object size where objects typically lie.
+    """
+    area = float(mean.mean())
+    if area <= 0.0:
+        return mean
+    t = float(np.quantile(mean, 1.0 - area))
+    if t <= 0.0:
+        return mean
+    return np.clip(mean * (0.5 / t), 0.0, 1.0).astype(np.float32)
 
 
 class S4Task(BinarySegmentationTask):

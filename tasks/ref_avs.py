@@ -85,6 +85,7 @@ class RefAVSTask(BinarySegmentationTask):
     primary_metric = "j_seen"
     table_metrics = ("j_seen", "f_seen", "j_unseen", "f_unseen", "s_null")
     lower_is_better = frozenset({"s_null"})
+    fraction_metrics = frozenset({"f_seen", "f_unseen", "f", "s_null"})
     description = "Ref-AVS: segment the object a text expression refers to (J %, F, null-set S)"
 
     def __init__(self, variant: str = "official"):

@@ -204,13 +204,17 @@ def test_random_output_is_well_formed_and_seeded(avs_root):
     assert 0 < first.masks[0].sum() < first.masks[0].size
 
 
-def test_prior_is_the_mean_train_mask(avs_root):
+def test_prior_is_the_calibrated_mean_train_mask(avs_root):
     task = S4Task()
     prior = task.fit_prior(task.load(avs_root, "train"))
-    # Train frame-0 masks: all foreground, the left half, empty -> 2/3 on the left, 1/3 on the right.
+    # Train frame-0 masks: all foreground, the left half, empty -> mean 2/3 on the left, 1/3 on the right.
+    # Mean foreground area 1/2, so the calibration threshold t is (about) the median of the mean map,
+    # 1/2, and the scale 0.5 / t is (about) 1: the ranking (left twice the right) is kept exactly
+    # and p > 0.5 covers exactly the left half.
     assert prior.shape == (224, 224)
-    assert prior[:, :112] == pytest.approx(np.full((224, 112), 2 / 3))
-    assert prior[:, 112:] == pytest.approx(np.full((224, 112), 1 / 3))
+    assert prior[:, :112] == pytest.approx(np.full((224, 112), 2 / 3), rel=1e-2)
+    assert prior[:, :112] == pytest.approx(2 * prior[:, 112:], rel=1e-6)
+    assert (prior[:, :112] > 0.5).all() and (prior[:, 112:] < 0.5).all()
     sample = task.load(avs_root, "test")[0]
     output = task.prior_output(prior, sample)
     assert len(output.masks) == 5
