@@ -145,10 +145,10 @@ def rgb_to_class_ids(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected an H x W x 3 RGB mask, got shape {rgb.shape}")
     codes = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
     palette_codes = (palette[:, 0].astype(np.int64) << 16) | (palette[:, 1].astype(np.int64) << 8) | palette[:, 2]
-    lookup = {int(code): class_id for class_id, code in enumerate(palette_codes)}
-    unique, inverse = np.unique(codes, return_inverse=True)
-    mapped = np.array([lookup.get(int(code), 0) for code in unique], dtype=np.int64)
-    return mapped[inverse].reshape(codes.shape)
+    order = np.argsort(palette_codes, kind="stable")
+    sorted_codes = palette_codes[order]
+    position = np.clip(np.searchsorted(sorted_codes, codes), 0, len(sorted_codes) - 1)
+    return np.where(sorted_codes[position] == codes, order[position], 0).astype(np.int64)
 
 
 def class_ids_to_rgb(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
