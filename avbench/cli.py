@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import __version__
-from .errors import AVBenchError
+from .errors import AVBenchError, UnknownNameError
 from .predictions import read_predictions
 from .registry import (
     TASK_GROUPS, UNAVAILABLE_MODELS, expand_tasks, get_model, get_task, model_class, model_names, task_class, task_names,
@@ -89,8 +89,10 @@ def _resolve_data_root(data_root: Optional[Path], synthav_seed: int, synthav_siz
             raise AVBenchError(f"data root {data_root} does not exist; pass the folder that holds ave/, avvp/, ... "
                                "(see docs/data-layout.md), or omit --data-root to use the embedded SynthAV")
         return data_root, {"root": str(data_root.resolve()), "synthav": None}
-    from .synthav import SYNTHAV_VERSION, ensure_synthav
+    from .synthav import SIZES, SYNTHAV_VERSION, ensure_synthav
 
+    if synthav_size not in SIZES:
+        raise UnknownNameError("SynthAV size", synthav_size, list(SIZES))
     root = ensure_synthav(seed=synthav_seed, size=synthav_size, progress=lambda msg: err_console.print(msg, highlight=False))
     return root, {"root": str(root), "synthav": {"version": SYNTHAV_VERSION, "seed": synthav_seed, "size": synthav_size}}
 
@@ -124,7 +126,7 @@ def run_command(
     task_option: list[str] = typer.Option([], "--task-option", help="Metric variant of a task, e.g. s4.f_grouping=per_frame, ref_avs.variant=crab, avss.classes=no_bg. Repeatable."),
     overwrite: bool = typer.Option(False, help="Discard what --output-dir holds instead of resuming."),
     synthav_seed: int = typer.Option(0, help="Seed of the embedded SynthAV data (without --data-root)."),
-    synthav_size: str = typer.Option("small", help="Size of the embedded SynthAV data: tiny or small."),
+    synthav_size: str = typer.Option("small", help="Size of the embedded SynthAV data: tiny, small (default) or medium."),
 ) -> None:
     """Evaluate MODEL on TASKS: per-sample predictions (JSONL), results.json, results.md and a summary table."""
     try:
