@@ -77,3 +77,8 @@ def evaluate(
         scores.append(scored if scored is not None else score_prediction(task, sample, prediction))
     metrics = task.aggregate(samples, [s.stats for s in scores]) if samples else {}
     return Evaluation(metrics, scores, failures)
+
+
+def score_outputs(task: Task, samples: Sequence[Sample], outputs: Sequence[ModelOutput]) -> Evaluation:
+    """Parse and score in-memory model outputs, one per sample: the runner's path without the files."""
+    return evaluate(task, samples, [parse_output(task, s, o) for s, o in zip(samples, outputs, strict=True)])

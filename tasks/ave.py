@@ -19,9 +19,7 @@ correct segments (a wrong answer, not an all-background one).
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,6 +28,7 @@ import numpy as np
 
 from avbench.errors import DataError, ParseError
 from avbench.metrics.ave import N_SEGMENTS, correct_segments, segment_accuracy, segment_labels
+from avbench.parsing import RepeatedIds, class_key, class_lookup, whole_second_range
 from avbench.task import Task
 from avbench.types import ModelOutput, Sample, ScoredSample
 from avbench.vocab import AVE_EVENTS
@@ -41,26 +40,14 @@ _RANGE_TAG = re.compile(r"<range>(.*?)</range>", re.IGNORECASE | re.DOTALL)
 _NUMBER_PATTERN = re.compile(_NUMBER)
 
 
-def _class_key(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-_EVENT_BY_KEY = {_class_key(name): name for name in AVE_EVENTS}
+_EVENT_BY_KEY = class_lookup(AVE_EVENTS)
 
 
 def _event_name(text: str) -> str:
-    name = _EVENT_BY_KEY.get(_class_key(text))
+    name = _EVENT_BY_KEY.get(class_key(text))
     if name is None:
         raise ParseError(f"unknown AVE event {text.strip()!r}")
     return name
-
-
-def _clipped_range(start: float, end: float) -> tuple[int, int]:
-    # nearest whole second, halves up (Python's round() would send 2.5 to 2 but 3.5 to 4)
-    start, end = (min(max(math.floor(float(v) + 0.5), 0), N_SEGMENTS) for v in (start, end))
-    if end < start:
-        raise ParseError(f"time range {start},{end} ends before it starts (seconds, end exclusive, 0..{N_SEGMENTS})")
-    return start, end
 
 
 class AVETask(Task):
@@ -84,14 +71,13 @@ class AVETask(Task):
             if "order" not in handle:
                 raise DataError("HDF5 file has no dataset 'order'", order_path)
             order = np.asarray(handle["order"][()]).reshape(-1)
-        seen: Counter[str] = Counter()
+        unique_id = RepeatedIds()
         samples = []
         for index in order.tolist():
             if not 0 <= index < len(rows):
                 raise DataError(f"row index {index} outside Annotations.txt ({len(rows)} rows)", order_path)
             event, video_id, quality, start, end = rows[index]
-            seen[video_id] += 1
-            sample_id = video_id if seen[video_id] == 1 else f"{video_id}#{seen[video_id]}"
+            sample_id = unique_id(video_id)
             samples.append(Sample(
                 id=sample_id, task=self.name, split=split,
                 media={"video": str(root / "videos" / f"{video_id}.mp4"),
@@ -119,7 +105,7 @@ class AVETask(Task):
         numbers = _NUMBER_PATTERN.findall(ranges[-1])  # "0,8", "[0 - 8)", "0s to 8s" all say 0 and 8
         if len(numbers) != 2:
             raise ParseError(f"expected two numbers (start, end) in <range>{ranges[-1]}</range>")
-        start, end = _clipped_range(float(numbers[0]), float(numbers[1]))
+        start, end = whole_second_range(numbers[0], numbers[1], N_SEGMENTS)
         return {"event": _event_name(events[-1]), "start": start, "end": end}
 
     def parsed_from_json(self, obj: Any, sample: Sample) -> dict[str, Any]:
@@ -128,7 +114,7 @@ class AVETask(Task):
         start, end = obj.get("start"), obj.get("end")
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (start, end)):
             raise ParseError("'start' and 'end' must be numbers (seconds)")
-        start, end = _clipped_range(float(start), float(end))
+        start, end = whole_second_range(start, end, N_SEGMENTS)
         return {"event": _event_name(obj["event"]), "start": start, "end": end}
 
     # ---- scoring --------------------------------------------------------------------------------

@@ -27,7 +27,6 @@ per the official rule, still scores 1.0 on a video whose ground truth is empty i
 from __future__ import annotations
 
 import csv
-import math
 import re
 from pathlib import Path
 from typing import Any, Sequence
@@ -36,6 +35,7 @@ import numpy as np
 
 from avbench.errors import DataError, ParseError
 from avbench.metrics.avvp import LEVELS, PER_LEVEL, avvp_scores, runs, unit_counts, video_scores
+from avbench.parsing import class_key, class_lookup, whole_second_range
 from avbench.task import Task
 from avbench.types import ModelOutput, Sample, ScoredSample
 from avbench.vocab import LLP_CLASSES
@@ -52,11 +52,7 @@ _RANGE = re.compile(rf"[(\[]\s*{_NUMBER}\s*(?:,|-|to|\s)\s*{_NUMBER}\s*[)\]]", r
 _SEPARATORS = re.compile(r"^(?:[\s,;:]|\band\b)+|(?:[\s,;:]|\band\b)+$", re.IGNORECASE)
 
 
-def _class_key(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-_CLASS_BY_KEY = {_class_key(name): name for name in LLP_CLASSES}
+_CLASS_BY_KEY = class_lookup(LLP_CLASSES)
 
 
 class AVVPTask(Task):
@@ -124,7 +120,7 @@ class AVVPTask(Task):
                         and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r) for r in ranges):
                     raise ParseError(f"'{modality}'/{name!r}: expected a list of [start, end] pairs")
                 for start, end in ranges:
-                    start, end = _clipped(start, end)
+                    start, end = whole_second_range(start, end, N_SEGMENTS)
                     active[i, CLASS_INDEX[class_name], start:end] = True
         return {m: _runs_of(active[i]) for i, m in enumerate(MODALITIES)}
 
@@ -178,18 +174,10 @@ class AVVPTask(Task):
 
 # ---- parsing helpers --------------------------------------------------------------------------------
 def _known_class(text: str) -> str:
-    name = _CLASS_BY_KEY.get(_class_key(text))
+    name = _CLASS_BY_KEY.get(class_key(text))
     if name is None:
         raise ParseError(f"unknown AVVP event class {text.strip()!r}")
     return name
-
-
-def _clipped(start: float, end: float) -> tuple[int, int]:
-    # nearest whole second, halves up (Python's round() would send 2.5 to 2 but 3.5 to 4)
-    start, end = (min(max(math.floor(float(v) + 0.5), 0), N_SEGMENTS) for v in (start, end))
-    if end < start:
-        raise ParseError(f"time range ({start} {end}) ends before it starts")
-    return start, end
 
 
 def _events_in(body: str) -> list[tuple[str, int, int]]:
@@ -201,7 +189,7 @@ def _events_in(body: str) -> list[tuple[str, int, int]]:
             current = _known_class(name)
         elif current is None:
             raise ParseError(f"time range {match.group(0)} without an event class")
-        events.append((current, *_clipped(match.group(1), match.group(2))))
+        events.append((current, *whole_second_range(match.group(1), match.group(2), N_SEGMENTS)))
         cursor = match.end()
     if _SEPARATORS.sub("", body[cursor:]):
         raise ParseError(f"event {body[cursor:].strip()!r} without a time range")

@@ -31,6 +31,7 @@ import numpy as np
 
 from avbench.errors import DataError, ParseError
 from avbench.metrics.avqa import avqa_accuracies, normalize_answer
+from avbench.parsing import RepeatedIds
 from avbench.task import Task
 from avbench.types import ModelOutput, Sample, ScoredSample
 from avbench.vocab import AVQA_ANSWERS, AVQA_QUESTION_TYPES
@@ -80,7 +81,7 @@ class MusicAVQATask(Task):
             raise DataError(f"not valid JSON ({exc.msg})", path, exc.lineno) from None
         if not isinstance(entries, list):
             raise DataError("expected a JSON list of questions", path)
-        seen: Counter[str] = Counter()
+        unique_id = RepeatedIds()
         samples = []
         for index, entry in enumerate(entries):
             where = f"question #{index + 1}"
@@ -96,8 +97,7 @@ class MusicAVQATask(Task):
             except ValueError as exc:
                 raise DataError(f"{where} (id {entry['question_id']}): {exc}", path) from None
             question_id, video_id = str(entry["question_id"]), str(entry["video_id"])
-            seen[question_id] += 1
-            sample_id = question_id if seen[question_id] == 1 else f"{question_id}#{seen[question_id]}"
+            sample_id = unique_id(question_id)
             samples.append(Sample(
                 id=sample_id, task=self.name, split=split,
                 media={"video": str(root / "videos" / f"{video_id}.mp4"),

@@ -36,6 +36,7 @@ import numpy as np
 
 from avbench.errors import DataError, UnknownNameError
 from avbench.masks import read_binary_mask
+from avbench.parsing import RepeatedIds
 from avbench.metrics.segmentation import (
     EVAL_SIZE,
     FrameStats,
@@ -114,7 +115,7 @@ class RefAVSTask(BinarySegmentationTask):
         """(line, row, sample id) of every assigned row, in file order."""
         if not path.is_file():
             raise DataError("Ref-AVS metadata not found (expected the Ref-AVS layout, see docs/data-layout.md)", path)
-        repeats: dict[str, int] = {}
+        unique_id = RepeatedIds()
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             missing = [c for c in METADATA_COLUMNS if c not in (reader.fieldnames or [])]
@@ -130,9 +131,7 @@ class RefAVSTask(BinarySegmentationTask):
                     raise DataError("empty vid or uid", path, line)
                 if not (row["fid"] or "").strip().isdigit():
                     raise DataError(f"fid must be a non-negative integer, got {row['fid']!r}", path, line)
-                repeats[row["uid"]] = repeats.get(row["uid"], 0) + 1
-                count = repeats[row["uid"]]
-                yield line, row, row["uid"] if count == 1 else f"{row['uid']}#{count}"
+                yield line, row, unique_id(row["uid"])
 
     def _sample(self, root: Path, split: str, row: dict[str, str], sample_id: str, line: int) -> Sample:
         vid, subset, fid = row["vid"], row["split"], int(row["fid"])

@@ -6,6 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
+from avbench.scoring import score_outputs
 from avbench.errors import DataError, ParseError
 from avbench.tasks.ave import AVETask
 from avbench.types import ModelOutput
@@ -26,14 +27,7 @@ def test_split(data_root):
 
 
 def evaluate(samples, outputs):
-    stats = []
-    for sample, output in zip(samples, outputs):
-        try:
-            parsed = TASK.parse(output, sample)
-        except ParseError:
-            parsed = None
-        stats.append(TASK.score(sample, parsed).stats)
-    return TASK.aggregate(samples, stats)
+    return score_outputs(TASK, samples, outputs).metrics
 
 
 def by_id(samples, sample_id):

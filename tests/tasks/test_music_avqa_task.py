@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from avbench.scoring import score_outputs
 from avbench.errors import DataError, ParseError
 from avbench.tasks.music_avqa import MusicAVQATask, fill_question
 from avbench.types import ModelOutput
@@ -33,14 +34,7 @@ def test_split(updated_root):
 
 
 def evaluate(samples, outputs):
-    stats = []
-    for sample, output in zip(samples, outputs):
-        try:
-            parsed = TASK.parse(output, sample)
-        except ParseError:
-            parsed = None
-        stats.append(TASK.score(sample, parsed).stats)
-    return TASK.aggregate(samples, stats)
+    return score_outputs(TASK, samples, outputs).metrics
 
 
 # ---- loading -------------------------------------------------------------------------------------
