@@ -127,16 +127,19 @@ def run_command(
     synthav_size: str = typer.Option("small", help="Size of the embedded SynthAV data: tiny, small (default) or medium."),
 ) -> None:
     """Evaluate MODEL on TASKS: per-sample predictions (JSONL), results.json, results.md and a summary table."""
+    out = output_dir or Path("avbench-results") / model
     try:
         names = expand_tasks(tasks)
+        task_options = _parse_task_options(task_option)
+        if stray := sorted(set(task_options) - set(names)):
+            raise AVBenchError(f"--task-option names tasks that are not run: {', '.join(stray)}")
         adapter = get_model(model, seed=seed)
         root, data_info = _resolve_data_root(data_root, synthav_seed, synthav_size)
-        out = output_dir or Path("avbench-results") / model
         if overwrite and out.exists():
             shutil.rmtree(out)
         config = RunConfig(
             model=model, tasks=names, output_dir=out, data_root=root, split=split, limit=limit,
-            batch_size=batch_size, seed=seed, task_options=_parse_task_options(task_option),
+            batch_size=batch_size, seed=seed, task_options=task_options,
         )
         with Progress(
             TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -150,6 +153,9 @@ def run_command(
                 progress.update(bars[task_name], completed=done)
 
             task_results = run(adapter, config, on_progress)
+    except KeyboardInterrupt:
+        _fail(f"interrupted; what was predicted is saved in {out}/: run the same command again to resume", code=130)
+        return
     except AVBenchError as exc:
         _fail(str(exc))
         return

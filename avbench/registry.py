@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from .adapter import ModelAdapter
-from .errors import ModelUnavailableError, UnknownNameError
+from .errors import AVBenchError, ModelUnavailableError, UnknownNameError
 from .task import Task
 from .types import FAMILIES
 
@@ -76,7 +76,12 @@ def task_class(name: str) -> type[Task]:
 
 
 def get_task(name: str, **options: Any) -> Task:
-    return task_class(name)(**options)
+    """An instance of task `name`; options select metric variants (see each task's docstring)."""
+    cls = task_class(name)
+    try:
+        return cls(**options)
+    except TypeError as exc:
+        raise AVBenchError(f"task {name!r} does not take the options {sorted(options)} ({exc})") from None
 
 
 def model_class(name: str) -> type[ModelAdapter]:

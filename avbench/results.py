@@ -45,11 +45,13 @@ def family_scores(results: Sequence[TaskResult]) -> dict[str, dict[str, Any]]:
     by_task = {r.task: r for r in results}
     families: dict[str, dict[str, Any]] = {}
     for family, members in TASK_GROUPS.items():
-        present = [by_task[name] for name in members if name in by_task]
-        values = [r.metrics.get(get_task(r.task).primary_metric) for r in present]
-        values = [v for v in values if v is not None and not math.isnan(v)]
-        if values:
-            families[family] = {"score": sum(values) / len(values), "tasks": [r.task for r in present]}
+        scored = {}
+        for name in members:
+            value = by_task[name].metrics.get(get_task(name).primary_metric) if name in by_task else None
+            if value is not None and not math.isnan(value):
+                scored[name] = value
+        if scored:
+            families[family] = {"score": sum(scored.values()) / len(scored), "tasks": list(scored)}
     return families
 
 
@@ -109,7 +111,8 @@ def metric_rows(results: dict[str, Any]) -> list[list[str]]:
     rows = []
     for name, entry in results["tasks"].items():
         task = get_task(name)
-        shown = [m for m in task.table_metrics if m in entry["metrics"]]
+        # a split may report other metrics than the test split (e.g. Ref-AVS val has plain j and f)
+        shown = [m for m in task.table_metrics if m in entry["metrics"]] or list(entry["metrics"])
         for i, metric in enumerate(shown):
             label = metric + (" (lower is better)" if metric in task.lower_is_better else "")
             value = format_value(entry["metrics"][metric], metric in task.fraction_metrics)

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from avbench.errors import DataError, ParseError
+from avbench.errors import DataError, ParseError, UnknownNameError
 from avbench.masks import avsbench_palette, decode_map, encode_binary, encode_map, rgb_to_class_ids
 from avbench.metrics.avss import CLASS_SELECTIONS, NUM_CLASSES, AVSSStats, avss_scores, avss_stats, present_class_mean
 from avbench.task import Task, file_hash
@@ -82,7 +82,7 @@ class AVSSTask(Task):
 
     def __init__(self, classes: str = "all", **options: Any):
         if classes not in CLASS_SELECTIONS:
-            raise ValueError(f"avss option classes must be one of {CLASS_SELECTIONS}, got {classes!r}")
+            raise UnknownNameError("AVSS class selection", classes, list(CLASS_SELECTIONS))
         super().__init__(**options)
         self.classes = classes
 

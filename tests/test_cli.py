@@ -102,3 +102,31 @@ def test_malformed_predictions_name_file_and_line(tmp_path: Path, content: str, 
     assert result.exit_code == 2
     text = " ".join(result.output.split())
     assert f"bad.jsonl:{line}:" in text and message in text
+
+
+@pytest.mark.parametrize(
+    "options, expected",
+    [
+        (["--task-option", "fake.colour=red"], "task 'fake' does not take the options ['colour']"),
+        (["--task-option", "s4.f_grouping=per_frame"], "--task-option names tasks that are not run: s4"),
+        (["--task-option", "s4-per-frame"], "--task-option takes TASK.OPTION=VALUE"),
+    ],
+)
+def test_bad_task_options_are_clear_errors(tmp_path: Path, options: list[str], expected: str) -> None:
+    root = write_fake_data(tmp_path / "data")
+    result = runner.invoke(app, ["run", "--model", "oracle", "--tasks", "fake", "--data-root", str(root), *options])
+    assert result.exit_code == 2
+    assert expected in " ".join(result.output.split())
+
+
+def test_an_interrupted_run_says_how_to_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import avbench.cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(avbench.cli, "run", interrupted)
+    root = write_fake_data(tmp_path / "data")
+    result = runner.invoke(app, ["run", "--model", "oracle", "--tasks", "fake", "--data-root", str(root), "--output-dir", str(tmp_path / "o")])
+    assert result.exit_code == 130
+    assert "run the same command again to resume" in " ".join(result.output.split())

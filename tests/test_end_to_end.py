@@ -82,3 +82,13 @@ def test_a_rerun_resumes_without_predicting_again(baseline_results: dict, tmp_pa
 
     rerun = json.loads((out / "results.json").read_text())["tasks"]
     assert without_timings(rerun) == without_timings(baseline_results["oracle"]["tasks"])
+
+
+def test_score_gives_the_numbers_run_gave(baseline_results: dict, tmp_path: Path) -> None:
+    """`avbench score` on the files `avbench run` wrote reproduces every metric (masks included)."""
+    out = Path(baseline_results["random"]["config"]["output_dir"])
+    for name, entry in baseline_results["random"]["tasks"].items():
+        scored_file = tmp_path / f"{name}.json"
+        result = runner.invoke(app, ["score", "--task", name, "-p", str(out / f"{name}_test.jsonl"), "--output", str(scored_file)])
+        assert result.exit_code == 0, result.output
+        assert json.loads(scored_file.read_text())["tasks"][name]["metrics"] == entry["metrics"], name
