@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile
 from PIL import Image
 
+from avsbench_tree import write_metadata, write_video
 from avbench.errors import DataError, ParseError
-from avbench.masks import avsbench_palette, read_binary_mask
+from avbench.masks import read_binary_mask
 from avbench.types import ModelOutput
 from avbench.tasks.arig import ARIGTask, mask_box
 
-PALETTE = avsbench_palette()
-
-
-def _write_video(root: Path, subset: str, uid: str, masks: dict[int, np.ndarray], n_frames: int = 5) -> None:
-    folder = root / "avsbench" / subset / uid
-    (folder / "frames").mkdir(parents=True)
-    (folder / "labels_rgb").mkdir()
-    for i in range(n_frames):
-        Image.new("RGB", (16, 16), (90, 90, 90)).save(folder / "frames" / f"{i}.jpg")
-    for i, labels in masks.items():
-        Image.fromarray(PALETTE[labels], mode="RGB").save(folder / "labels_rgb" / f"{i}.png")
-    soundfile.write(folder / "audio.wav", np.zeros(800, dtype=np.float32), 16000)
-
-
-def _write_metadata(root: Path, rows: list[tuple[str, str, str]]) -> None:
-    with (root / "avsbench" / "metadata.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["vid", "uid", "s_min", "s_sec", "a_obj", "split", "label"])
-        for uid, split, subset in rows:
-            writer.writerow([uid.split("_")[0], uid, 0, 0, "guitar", split, subset])
 
 
 def _rect(size: int, cls: int, rows: slice, cols: slice) -> np.ndarray:
@@ -56,14 +35,14 @@ def data_root(tmp_path: Path) -> Path:
         3: np.zeros((112, 112), dtype=np.int64),  # empty: not a sample
         4: _rect(112, 28, slice(100, 112), slice(100, 112)),
     }
-    _write_video(tmp_path, "v1s", "aaa_0_5000", masks_a)
+    write_video(tmp_path, "v1s", "aaa_0_5000", masks_a)
     # Test video B (448 x 448, downscaled /2): output x samples source 2x + 1, so columns 10..19 -> 5..9.
-    _write_video(tmp_path, "v1s", "bbb_0_5000", {i: _rect(448, 7, slice(10, 20), slice(10, 20)) for i in range(5)})
+    write_video(tmp_path, "v1s", "bbb_0_5000", {i: _rect(448, 7, slice(10, 20), slice(10, 20)) for i in range(5)})
     # Multi-source and v2 videos are not ARIG data; train v1s annotates frame 0 only.
-    _write_video(tmp_path, "v1m", "mmm_1", {i: _rect(112, 3, slice(0, 5), slice(0, 5)) for i in range(5)})
-    _write_video(tmp_path, "v1s", "ttt_0_5000", {0: _rect(112, 28, slice(0, 56), slice(0, 56))})
-    _write_video(tmp_path, "v1s", "uuu_0_5000", {0: _rect(112, 28, slice(56, 112), slice(56, 112))})
-    _write_metadata(tmp_path, [
+    write_video(tmp_path, "v1m", "mmm_1", {i: _rect(112, 3, slice(0, 5), slice(0, 5)) for i in range(5)})
+    write_video(tmp_path, "v1s", "ttt_0_5000", {0: _rect(112, 28, slice(0, 56), slice(0, 56))})
+    write_video(tmp_path, "v1s", "uuu_0_5000", {0: _rect(112, 28, slice(56, 112), slice(56, 112))})
+    write_metadata(tmp_path, [
         ("aaa_0_5000", "test", "v1s"), ("mmm_1", "test", "v1m"), ("bbb_0_5000", "test", "v1s"),
         ("ttt_0_5000", "train", "v1s"), ("uuu_0_5000", "train", "v1s"),
     ])

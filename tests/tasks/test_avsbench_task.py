@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import shutil
 from pathlib import Path
 
@@ -10,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from avsbench_tree import write_metadata
+from avsbench_tree import write_video as write_avsbench_video
 from avbench.errors import DataError, ParseError, UnknownNameError
 from avbench.masks import avsbench_palette
 from avbench.scoring import parse_output
@@ -46,14 +47,9 @@ def save_palette_mask(path: Path, mask: np.ndarray) -> None:
     image.save(path)
 
 
-def write_video(root: Path, subset: str, uid: str, masks: dict[int, np.ndarray], n_frames: int = 5, palette: bool = False) -> None:
-    folder = root / "avsbench" / subset / uid
-    (folder / "frames").mkdir(parents=True, exist_ok=True)
-    for i in range(n_frames):
-        Image.new("RGB", (W, H), (i * 20, 90, 30)).save(folder / "frames" / f"{i}.jpg")
-    for i, mask in masks.items():
-        (save_palette_mask if palette else save_rgb_mask)(folder / "labels_rgb" / f"{i}.png", mask)
-    (folder / "audio.wav").write_bytes(b"")
+def write_video(root: Path, subset: str, uid: str, masks: dict[int, np.ndarray], n_frames: int | None = None, palette: bool = False) -> None:
+    save = save_palette_mask if palette else save_rgb_mask
+    write_avsbench_video(root, subset, uid, masks, n_frames, frame_size=(W, H), save_mask=save)
 
 
 @pytest.fixture()
@@ -67,11 +63,7 @@ def avs_root(tmp_path: Path) -> Path:
         ("vidE", "ms3_e", "0", "5", "guitar_man", "test", "v1m"),
         ("vidF", "v2_f", "0", "6", "cat", "test", "v2"),
     ]
-    (tmp_path / "avsbench").mkdir()
-    with (tmp_path / "avsbench" / "metadata.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["vid", "uid", "s_min", "s_sec", "a_obj", "split", "label"])
-        writer.writerows(rows)
+    write_metadata(tmp_path, rows)
     write_video(tmp_path, "v1s", "s4_a", {i: left_half() for i in range(5)})
     write_video(tmp_path, "v1s", "s4_b", {i: top_rows(10 + i) for i in range(5)}, palette=True)
     # Train videos of v1s carry only frame 0's mask, as in the official release.

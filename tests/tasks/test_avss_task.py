@@ -2,42 +2,20 @@
 
 from __future__ import annotations
 
-import csv
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile
 from PIL import Image
 
-from avbench.errors import DataError, ParseError
-from avbench.masks import avsbench_palette
+from avsbench_tree import PALETTE, write_metadata, write_video
+from avbench.errors import DataError, ParseError, UnknownNameError
 from avbench.types import ModelOutput, Sample
 from avbench.vocab import AVSS_CLASSES
 from avbench.tasks.avss import AVSSTask, read_class_map
 
-PALETTE = avsbench_palette()
 SIZE = 112  # masks are written at 112 x 112; the task scores at 224 (nearest: each pixel becomes 2 x 2)
-
-
-def _write_video(root: Path, subset: str, uid: str, masks: dict[int, np.ndarray]) -> None:
-    folder = root / "avsbench" / subset / uid
-    (folder / "frames").mkdir(parents=True)
-    (folder / "labels_rgb").mkdir()
-    for i in range(10 if subset == "v2" else 5):
-        Image.new("RGB", (16, 16), (90, 90, 90)).save(folder / "frames" / f"{i}.jpg")
-    for i, labels in masks.items():
-        Image.fromarray(PALETTE[labels], mode="RGB").save(folder / "labels_rgb" / f"{i}.png")
-    soundfile.write(folder / "audio.wav", np.zeros(800, dtype=np.float32), 16000)
-
-
-def _write_metadata(root: Path, rows: list[tuple[str, str, str]]) -> None:
-    with (root / "avsbench" / "metadata.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["vid", "uid", "s_min", "s_sec", "a_obj", "split", "label"])
-        for uid, split, subset in rows:
-            writer.writerow([uid[:3], uid, 0, 0, "thing", split, subset])
 
 
 def _rect(cls: int, rows: slice, cols: slice) -> np.ndarray:
@@ -54,13 +32,13 @@ def _upscale(labels: np.ndarray) -> np.ndarray:
 def data_root(tmp_path: Path) -> Path:
     v2_masks = {i: _rect(28, slice(10, 60), slice(20, 80)) for i in range(10)}
     v2_masks[9][80:100, 80:100] = 70  # `woman`, the class the official noBg drops
-    _write_video(tmp_path, "v2", "v2a_1000_11000", v2_masks)
-    _write_video(tmp_path, "v1m", "v1m_1", {i: _rect(3, slice(0, 30), slice(0, 30)) + _rect(7, slice(50, 90), slice(50, 90)) for i in range(5)})
-    _write_video(tmp_path, "v1s", "v1s_0_5000", {i: _rect(14, slice(20, 40), slice(20, 40)) for i in range(5)})
+    write_video(tmp_path, "v2", "v2a_1000_11000", v2_masks)
+    write_video(tmp_path, "v1m", "v1m_1", {i: _rect(3, slice(0, 30), slice(0, 30)) + _rect(7, slice(50, 90), slice(50, 90)) for i in range(5)})
+    write_video(tmp_path, "v1s", "v1s_0_5000", {i: _rect(14, slice(20, 40), slice(20, 40)) for i in range(5)})
     # Train v1s videos annotate frame 0 only, as the official release.
-    _write_video(tmp_path, "v1s", "tra_0_5000", {0: _rect(28, slice(0, 56), slice(0, 56))})
-    _write_video(tmp_path, "v1s", "trb_0_5000", {0: _rect(5, slice(0, 28), slice(0, 28))})
-    _write_metadata(tmp_path, [
+    write_video(tmp_path, "v1s", "tra_0_5000", {0: _rect(28, slice(0, 56), slice(0, 56))})
+    write_video(tmp_path, "v1s", "trb_0_5000", {0: _rect(5, slice(0, 28), slice(0, 28))})
+    write_metadata(tmp_path, [
         ("v2a_1000_11000", "test", "v2"), ("tra_0_5000", "train", "v1s"), ("v1m_1", "test", "v1m"),
         ("v1s_0_5000", "test", "v1s"), ("trb_0_5000", "train", "v1s"),
     ])
@@ -77,8 +55,8 @@ def all_classes_root(tmp_path: Path) -> Path:
         for k in range(7):
             labels[16 + 13 * k: 29 + 13 * k] = 7 * f + k + 1
         masks[f] = labels
-    _write_video(tmp_path, "v2", "all_0_10000", masks)
-    _write_metadata(tmp_path, [("all_0_10000", "test", "v2")])
+    write_video(tmp_path, "v2", "all_0_10000", masks)
+    write_metadata(tmp_path, [("all_0_10000", "test", "v2")])
     return tmp_path
 
 
@@ -237,7 +215,7 @@ def test_target_hash_depends_on_mask_bytes_not_location(data_root: Path, tmp_pat
 def test_variants_and_options() -> None:
     assert AVSSTask().variants() == {"classes": "all"}
     assert AVSSTask(classes="no_bg").variants() == {"classes": "no_bg"}
-    with pytest.raises(ValueError):
+    with pytest.raises(UnknownNameError, match="valid AVSS class selections: all, no_bg"):
         AVSSTask(classes="foreground")
     with pytest.raises(TypeError):
         AVSSTask(grouping="per_frame")
