@@ -111,7 +111,11 @@ def _print_table(results: dict[str, Any], title: str) -> None:
         console.print(table)
 
 
-@app.command("run")
+@app.command(
+    "run",
+    epilog="Examples: `avbench run --model oracle --tasks all` · `avbench run --model prior --tasks pixel --limit 10` · "
+    "`avbench run --model random --data-root ~/data/av --tasks ave,avvp --output-dir runs/random`",
+)
 def run_command(
     model: str = typer.Option(..., "--model", "-m", help="Model to evaluate (see `avbench models`)."),
     tasks: str = typer.Option("all", "--tasks", "-t", help="Comma-separated tasks or groups: all, temporal, spatial, spatiotemporal, pixel, or task names (see `avbench tasks`)."),
@@ -170,7 +174,10 @@ def run_command(
     console.print(f"predictions and results in {out}/", highlight=False)
 
 
-@app.command("score")
+@app.command(
+    "score",
+    epilog="Example: `avbench score --task music_avqa --predictions preds.jsonl --data-root ~/data/av --output results.json`",
+)
 def score_command(
     task: str = typer.Option(..., "--task", help="Task the predictions are for (see `avbench tasks`)."),
     predictions: Path = typer.Option(..., "--predictions", "-p", help="JSONL file, one sample per line (format in README)."),
