@@ -91,7 +91,9 @@ def _resolve_data_root(data_root: Optional[Path], synthav_seed: int, synthav_siz
 
     if synthav_size not in SIZES:
         raise UnknownNameError("SynthAV size", synthav_size, list(SIZES))
-    root = ensure_synthav(seed=synthav_seed, size=synthav_size, progress=lambda msg: err_console.print(msg, highlight=False))
+    with err_console.status("checking the SynthAV cache") as status:
+        root = ensure_synthav(seed=synthav_seed, size=synthav_size, progress=status.update)
+    err_console.print(f"data: SynthAV {synthav_size} (seed {synthav_seed}) in {root}", highlight=False, soft_wrap=True)
     return root, {"root": str(root), "synthav": {"version": SYNTHAV_VERSION, "seed": synthav_seed, "size": synthav_size}}
 
 

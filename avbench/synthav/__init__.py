@@ -47,14 +47,16 @@ def synthav_root(seed: int = 0, size: str = "small", cache: Path | None = None) 
     return Path(cache if cache is not None else cache_dir()) / f"synthav-v{SYNTHAV_VERSION}-{size}-seed{seed}"
 
 
-def generate(root: Path, seed: int, size: str) -> None:
+def generate(root: Path, seed: int, size: str, progress: Callable[[str], None] | None = None) -> None:
     """Write every data set under `root` (which must not exist or be empty), then synthav.json."""
     _check_size(size)
     spec = SIZE_SPECS[size]
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     truth: dict[str, object] = {"version": SYNTHAV_VERSION, "seed": seed, "size": size}
-    for name, write in _WRITERS:
+    for number, (name, write) in enumerate(_WRITERS, start=1):
+        if progress is not None:
+            progress(f"generating SynthAV {size} (seed {seed}): {name} ({number}/{len(_WRITERS)})")
         truth[name] = write(root, seed, spec)
     (root / MANIFEST).write_text(json.dumps(truth, sort_keys=True, separators=(",", ":")), encoding="utf-8")
 
@@ -79,11 +81,9 @@ def ensure_synthav(seed: int = 0, size: str = "small", cache: Path | None = None
     if root.exists():
         # a root without its manifest is not ours to trust (e.g. copied half-way): rebuild it
         shutil.rmtree(root, ignore_errors=True)
-    if progress is not None:
-        progress(f"generating SynthAV {size} (seed {seed}) in {root}")
     temp = Path(tempfile.mkdtemp(prefix=f".tmp-{root.name}-", dir=root.parent))
     try:
-        generate(temp, seed, size)
+        generate(temp, seed, size, progress)
         try:
             os.rename(temp, root)
         except OSError:

@@ -72,7 +72,7 @@ def test_second_call_returns_without_generating(tiny_root: Path, tiny_cache: Pat
 def test_killed_runs_are_never_taken_for_finished(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[Path] = []
 
-    def fake_generate(root: Path, seed: int, size: str) -> None:
+    def fake_generate(root: Path, seed: int, size: str, progress=None) -> None:
         calls.append(root)
         (root / "ave").mkdir()
         (root / "synthav.json").write_text(json.dumps({"version": SYNTHAV_VERSION, "seed": seed, "size": size}))
