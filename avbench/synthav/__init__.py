@@ -81,6 +81,8 @@ def ensure_synthav(seed: int = 0, size: str = "small", cache: Path | None = None
     if root.exists():
         # a root without its manifest is not ours to trust (e.g. copied half-way): rebuild it
         shutil.rmtree(root, ignore_errors=True)
+    if progress is not None:
+        progress(f"generating SynthAV {size} (seed {seed}) in {root}")
     temp = Path(tempfile.mkdtemp(prefix=f".tmp-{root.name}-", dir=root.parent))
     try:
         generate(temp, seed, size, progress)
