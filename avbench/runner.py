@@ -21,7 +21,7 @@ from .predictions import PredictionWriter, read_predictions
 from .registry import get_task
 from .scoring import evaluate, parse_output, prediction_from_record, score_prediction
 from .task import Task, stable_hash
-from .types import ModelOutput, Prediction, Sample, ScoredSample, TaskResult
+from .types import Prediction, Sample, ScoredSample, TaskResult
 
 RUN_FILE = "run.json"
 
@@ -136,7 +136,7 @@ def run_task(
                     raise AVBenchError(f"model {model.name!r} returned {len(outputs)} outputs for {len(batch)} samples")
                 records = []
                 for sample, output in zip(batch, outputs):
-                    prediction = parse_output(task, sample, output if isinstance(output, ModelOutput) else ModelOutput(str(output)))
+                    prediction = parse_output(task, sample, output)
                     predictions[sample.id] = prediction
                     new_scores[sample.id] = score_prediction(task, sample, prediction)
                     records.append(_record(task, sample, *hashes[sample.id], prediction, new_scores[sample.id].summary))

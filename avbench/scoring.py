@@ -17,7 +17,9 @@ from .types import ModelOutput, Prediction, Sample, ScoredSample
 
 
 def parse_output(task: Task, sample: Sample, output: ModelOutput) -> Prediction:
-    """Parse one output; any parser failure becomes a recorded parse error, never a crash."""
+    """Parse one output (plain text is taken as text); any failure becomes a recorded parse error, never a crash."""
+    if isinstance(output, str):
+        output = ModelOutput(output)
     if not isinstance(output, ModelOutput) or not isinstance(output.text, str):
         return Prediction(sample.id, ModelOutput(str(getattr(output, "text", output))), None, "adapter returned no text")
     try:

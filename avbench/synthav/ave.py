@@ -68,9 +68,7 @@ def sample_video(rng: np.random.Generator) -> tuple[str, int, int, list[scene.Sc
 
 
 def write(root: Path, seed: int, spec: SizeSpec) -> dict[str, Any]:
-    out = root / "ave"
-    (out / "videos").mkdir(parents=True)
-    (out / "audios").mkdir()
+    out = common.clip_folders(root, "ave")
     ids = common.rng_for(seed, "ave", "ids")
     taken: set[str] = set()
     videos: list[dict[str, Any]] = []

@@ -59,9 +59,7 @@ def events(objects: list[scene.SceneObject]) -> dict[str, list[list[Any]]]:
 
 
 def write(root: Path, seed: int, spec: SizeSpec) -> dict[str, Any]:
-    out = root / "avvp"
-    (out / "videos").mkdir(parents=True)
-    (out / "audios").mkdir()
+    out = common.clip_folders(root, "avvp")
     ids = common.rng_for(seed, "avvp", "ids")
     taken: set[str] = set()
     videos: dict[str, dict[str, Any]] = {}

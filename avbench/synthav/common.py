@@ -15,6 +15,14 @@ CLIP_SIDE = 128
 AVSBENCH_SIDE = 224
 
 
+def clip_folders(root: Path, dataset: str) -> Path:
+    """`<root>/<dataset>/` with its `videos/` and `audios/` media folders, as docs/data-layout.md names them."""
+    out = root / dataset
+    (out / "videos").mkdir(parents=True)
+    (out / "audios").mkdir()
+    return out
+
+
 def rng_for(seed: int, *path: str | int) -> np.random.Generator:
     """An independent stream per (seed, data set, split, clip): adding clips never shifts the others."""
     words = [seed] + [zlib.crc32(p.encode()) if isinstance(p, str) else int(p) for p in path]

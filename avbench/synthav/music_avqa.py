@@ -284,9 +284,7 @@ def _scene_objects(rng: np.random.Generator, instruments: list[Instrument]) -> l
 
 
 def write(root: Path, seed: int, spec: SizeSpec) -> dict[str, Any]:
-    out = root / "music_avqa"
-    (out / "videos").mkdir(parents=True)
-    (out / "audios").mkdir()
+    out = common.clip_folders(root, "music_avqa")
     ids = common.rng_for(seed, "music_avqa", "ids")
     number = int(ids.integers(1, 50))
     question_id = int(ids.integers(1, 20))
