@@ -6,6 +6,7 @@ import abc
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
+from .media import MediaSpec
 from .task import Task
 from .types import ModelOutput, Sample
 
@@ -15,6 +16,9 @@ class ModelAdapter(abc.ABC):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    #: Media the model reads, decoded by the runner and passed as `predict(..., media=[...])`;
+    #: None for models that read no media (the baselines).
+    media_spec: ClassVar[MediaSpec | None] = None
 
     def __init__(self, seed: int = 0, **options: Any):
         self.seed = seed
