@@ -29,7 +29,13 @@ class ModelAdapter(abc.ABC):
 
     @abc.abstractmethod
     def predict(self, task: Task, samples: Sequence[Sample], prompts: Sequence[str]) -> list[ModelOutput]:
-        """One output per sample, in order."""
+        """One output per sample, in order.
+
+        An adapter that sets `media_spec` is called as `predict(task, samples, prompts, media=[...])`
+        with one `DecodedMedia` per sample (decoded ahead in background threads by the runner); its
+        override takes the keyword, e.g. `media: Sequence[DecodedMedia] | None = None`. A sample whose
+        media failed to decode under `--on-error skip` is not passed at all.
+        """
 
     def describe(self) -> dict[str, Any]:
         """Facts about the model for the results file (parameters, checkpoint hash, ...)."""

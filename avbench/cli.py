@@ -13,13 +13,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import __version__
+from .bootstrap import DEFAULT_RESAMPLES, BootstrapConfig
+from .cli_data import data_app
 from .errors import AVBenchError, UnknownNameError
 from .predictions import read_predictions
 from .registry import (
     TASK_GROUPS, UNAVAILABLE_MODELS, expand_tasks, get_model, get_task, model_class, model_names, task_class, task_names,
 )
 from .results import (
-    FAMILY_HEADER, METRIC_HEADER, RESULTS_FILE_NAME, build_results, family_rows, markdown_table, metric_rows, write_results,
+    FAMILY_HEADER, METRIC_HEADER, RESULTS_FILE_NAME, build_results, family_rows, interval_note, markdown_table, metric_rows,
+    write_results,
 )
 from .runner import RunConfig, run
 from .scoring import evaluate, prediction_from_record
@@ -33,6 +36,8 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+
+app.add_typer(data_app, name="data")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -97,6 +102,18 @@ def _resolve_data_root(data_root: Optional[Path], synthav_seed: int, synthav_siz
     return root, {"root": str(root), "synthav": {"version": SYNTHAV_VERSION, "seed": synthav_seed, "size": synthav_size}}
 
 
+BOOTSTRAP_HELP = ("Bootstrap resamples for the 95 % interval of every metric (resampling the benchmark's units: "
+                  "videos, questions, frames, calls); 0 = no intervals.")
+
+
+def _bootstrap_config(resamples: int, seed: int) -> BootstrapConfig | None:
+    return BootstrapConfig(n_resamples=resamples, seed=seed) if resamples > 0 else None
+
+
+def _warn_loudly(message: str) -> None:
+    err_console.print(f"[bold yellow on red] WARNING [/] [bold yellow]{escape(message)}[/]", highlight=False, soft_wrap=True)
+
+
 def _print_table(results: dict[str, Any], title: str) -> None:
     numeric = {"value", "samples", "parse failures", "score"}
     for header, rows, caption in (
@@ -107,10 +124,13 @@ def _print_table(results: dict[str, Any], title: str) -> None:
             continue
         table = Table(title=caption, title_justify="left")
         for column in header:
-            table.add_column(column, justify="right" if column in numeric else "left")
+            # a value and its interval stay on one line
+            table.add_column(column, justify="right" if column in numeric else "left", no_wrap=column == "value")
         for row in rows:
             table.add_row(*(escape(cell) for cell in row))
         console.print(table)
+        if header is METRIC_HEADER and (note := interval_note(results)):
+            console.print(note, highlight=False, markup=False)
 
 
 @app.command(
@@ -129,6 +149,13 @@ def run_command(
     seed: int = typer.Option(0, help="Seed of the model (sampling baselines)."),
     task_option: list[str] = typer.Option([], "--task-option", help="Metric variant of a task, e.g. s4.f_grouping=per_frame, ref_avs.variant=crab, avss.classes=no_bg. Repeatable."),
     overwrite: bool = typer.Option(False, help="Discard what --output-dir holds instead of resuming."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Weights directory of a model that needs one (crab: avbench's layout or the official release layout, docs/crab.md)."),
+    device: Optional[str] = typer.Option(None, "--device", help="Where a neural model runs: cpu, cuda, cuda:N or auto (default: auto = cuda if available)."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="Weights/compute dtype of a neural model: auto (bfloat16 on a capable GPU, else float32), float32, bfloat16, float16."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1, help="Cap on generated tokens per sample (default: each task's, 500 text / 100 segmentation)."),
+    on_error: str = typer.Option("raise", "--on-error", help="A sample whose media is missing or corrupt: raise (stop, naming the file) or skip (score it as a failure, counted in the results; a re-run retries it)."),
+    bootstrap: int = typer.Option(DEFAULT_RESAMPLES, "--bootstrap", min=0, help=BOOTSTRAP_HELP),
+    bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", help="Seed of the bootstrap resampling (same seed, same intervals)."),
     synthav_seed: int = typer.Option(0, help="Seed of the embedded SynthAV data (without --data-root)."),
     synthav_size: str = typer.Option("small", help="Size of the embedded SynthAV data: tiny, small (default) or medium."),
 ) -> None:
@@ -139,13 +166,16 @@ def run_command(
         task_options = _parse_task_options(task_option)
         if stray := sorted(set(task_options) - set(names)):
             raise AVBenchError(f"--task-option names tasks that are not run: {', '.join(stray)}")
-        adapter = get_model(model, seed=seed)
+        model_options = {k: v for k, v in (("checkpoint", str(checkpoint) if checkpoint else None), ("device", device),
+                                           ("dtype", dtype), ("max_new_tokens", max_new_tokens)) if v is not None}
+        adapter = get_model(model, seed=seed, **model_options)
         root, data_info = _resolve_data_root(data_root, synthav_seed, synthav_size)
         if overwrite and out.exists():
             shutil.rmtree(out)
         config = RunConfig(
             model=model, tasks=names, output_dir=out, data_root=root, split=split, limit=limit,
-            batch_size=batch_size, seed=seed, task_options=task_options,
+            batch_size=batch_size, seed=seed, model_options=model_options, task_options=task_options, on_error=on_error,
+            bootstrap=_bootstrap_config(bootstrap, bootstrap_seed),
         )
         with Progress(
             TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -158,7 +188,7 @@ def run_command(
                     bars[task_name] = progress.add_task(task_name, total=total)
                 progress.update(bars[task_name], completed=done)
 
-            task_results = run(adapter, config, on_progress)
+            task_results = run(adapter, config, on_progress, warn=_warn_loudly)
     except KeyboardInterrupt:
         _fail(f"interrupted; what was predicted is saved in {out}/: run the same command again to resume", code=130)
         return
@@ -167,7 +197,8 @@ def run_command(
         return
     config_info = {
         "model": model, "tasks": names, "split": split, "limit": limit, "batch_size": batch_size,
-        "seed": seed, "task_options": config.task_options, "output_dir": str(out),
+        "seed": seed, "model_options": model_options, "task_options": config.task_options, "output_dir": str(out), "on_error": on_error,
+        "bootstrap": bootstrap, "bootstrap_seed": bootstrap_seed,
     }
     results = build_results(task_results, config_info, adapter.describe(), data_info)
     write_results(out / RESULTS_FILE_NAME, results)
@@ -187,6 +218,8 @@ def score_command(
     split: Optional[str] = typer.Option(None, help="Split the predictions are for; default: the task's test split."),
     task_option: list[str] = typer.Option([], "--task-option", help="Metric variant, e.g. s4.f_grouping=per_frame. Repeatable."),
     output: Optional[Path] = typer.Option(None, help="Write the results JSON here as well."),
+    bootstrap: int = typer.Option(DEFAULT_RESAMPLES, "--bootstrap", min=0, help=BOOTSTRAP_HELP),
+    bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", help="Seed of the bootstrap resampling (same seed, same intervals)."),
     synthav_seed: int = typer.Option(0, help="Seed of the embedded SynthAV data (without --data-root)."),
     synthav_size: str = typer.Option("small", help="Size of the embedded SynthAV data."),
 ) -> None:
@@ -202,15 +235,18 @@ def score_command(
         known = {s.id for s in samples}
         unknown = [i for i in records if i not in known]
         preds = [prediction_from_record(task_obj, s, records[s.id]) if s.id in records else None for s in samples]
-        evaluation = evaluate(task_obj, samples, preds)
+        boot = _bootstrap_config(bootstrap, bootstrap_seed)
+        evaluation = evaluate(task_obj, samples, preds, bootstrap=boot)
     except AVBenchError as exc:
         _fail(str(exc))
         return
     from .types import TaskResult
 
-    result = TaskResult(task, split_name, evaluation.metrics, len(samples), evaluation.n_parse_failures, task_obj.variants())
+    result = TaskResult(task, split_name, evaluation.metrics, len(samples), evaluation.n_parse_failures, task_obj.variants(),
+                        intervals=evaluation.intervals, bootstrap=boot.to_json() if boot else None)
     missing = sum(p is None for p in preds)
-    results = build_results([result], {"task": task, "split": split_name, "predictions": str(predictions)}, {"name": None}, data_info)
+    results = build_results([result], {"task": task, "split": split_name, "predictions": str(predictions),
+                                       "bootstrap": bootstrap, "bootstrap_seed": bootstrap_seed}, {"name": None}, data_info)
     results["tasks"][task]["n_missing"] = missing
     results["tasks"][task]["n_unknown_ids"] = len(unknown)
     if output:
@@ -220,6 +256,12 @@ def score_command(
     if missing:
         err_console.print(f"warning: {missing} of {len(samples)} samples have no line; scored as failures", highlight=False)
     _print_table(results, f"avbench {__version__} · {predictions}")
+
+
+# `leaderboard`, `compare` and `prompts` live in their own module (publishing and gating, not evaluating).
+from .cli_leaderboard import register as _register_publishing  # noqa: E402
+
+_register_publishing(app)
 
 
 def main() -> None:

@@ -32,13 +32,11 @@ BUILTIN_MODELS: dict[str, str] = {
     "random": "avbench.adapters.baselines:RandomBaseline",
     "prior": "avbench.adapters.baselines:PriorBaseline",
     "oracle": "avbench.adapters.baselines:OracleBaseline",
+    "crab": "avbench.adapters.crab.adapter:CrabAdapter",
 }
 
 #: Models that avbench knows by name but cannot run in this version, with the reason.
-UNAVAILABLE_MODELS: dict[str, str] = {
-    "crab": "the Crab adapter is not part of this avbench version yet; "
-    "use --model random, prior or oracle (see `avbench models`)",
-}
+UNAVAILABLE_MODELS: dict[str, str] = {}
 
 #: The four capability families of the Crab paper, in the order the summary table shows them.
 TASK_GROUPS: dict[str, tuple[str, ...]] = {

@@ -67,10 +67,18 @@ def build_results(
             "primary_metric": task.primary_metric,
             "lower_is_better": sorted(task.lower_is_better),
             "variants": r.variants,
+            # A task bumps TASK_VERSION when its prompt, parser or metric changes; the leaderboard refuses to mix versions.
+            "task_version": str(getattr(type(task), "TASK_VERSION", 1)),
             "n_samples": r.n_samples,
             "n_parse_failures": r.n_parse_failures,
+            "n_media_errors": r.n_media_errors,
+            "data_version": r.data_version,
             "seconds": r.seconds,
         }
+        if r.bootstrap is not None:
+            # [low, high] per metric; null for a bound that is undefined (NaN), as JSON has no NaN.
+            tasks[r.task]["intervals"] = {m: [_json_number(low), _json_number(high)] for m, (low, high) in r.intervals.items()}
+            tasks[r.task]["bootstrap"] = r.bootstrap
     return {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "avbench_version": __version__,
@@ -95,6 +103,29 @@ def write_results(path: Path, results: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def _json_number(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def interval_note(results: dict[str, Any]) -> str | None:
+    """One line saying what the bracketed intervals are, or None when the results have none."""
+    for entry in results["tasks"].values():
+        if "bootstrap" in entry:
+            b = entry["bootstrap"]
+            return (f"[low, high]: {100 * b['level']:g} % {b['method']} bootstrap interval, {b['n_resamples']} resamples "
+                    f"of the samples (seed {b['seed']}).")
+    return None
+
+
+def format_with_interval(value: float | None, interval: Sequence[float | None] | None, fraction: bool = False) -> str:
+    """`80.15 [78.90, 81.40]`: the value and, when known, its interval in the same format."""
+    text = format_value(value, fraction)
+    if interval is None or value is None or math.isnan(value):
+        return text
+    low, high = (format_value(b, fraction) for b in interval)
+    return f"{text} [{low}, {high}]"
+
+
 def format_value(value: float | None, fraction: bool = False) -> str:
     """Percent metrics with 2 decimals, fractions with 3 (as the papers print them)."""
     if value is None or math.isnan(value):
@@ -115,7 +146,8 @@ def metric_rows(results: dict[str, Any]) -> list[list[str]]:
         shown = [m for m in task.table_metrics if m in entry["metrics"]] or list(entry["metrics"])
         for i, metric in enumerate(shown):
             label = metric + (" (lower is better)" if metric in task.lower_is_better else "")
-            value = format_value(entry["metrics"][metric], metric in task.fraction_metrics)
+            value = format_with_interval(entry["metrics"][metric], entry.get("intervals", {}).get(metric),
+                                         metric in task.fraction_metrics)
             first = i == 0
             rows.append([
                 name if first else "", entry["split"] if first else "", label, value,
@@ -137,6 +169,8 @@ def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
 def markdown_table(results: dict[str, Any]) -> str:
     """The summary as GitHub/pandoc markdown tables, ready to paste into a paper draft or README."""
     lines = _markdown(METRIC_HEADER, metric_rows(results))
+    if note := interval_note(results):
+        lines += ["", note]
     if results["families"]:
         lines += ["", "Family score = mean of the family's primary metrics (%).", ""]
         lines += _markdown(FAMILY_HEADER, family_rows(results))

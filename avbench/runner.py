@@ -4,26 +4,37 @@ Data flows one way: task loads samples -> adapter predicts -> task parses and sc
 writes. Each batch's lines are appended and fsync'ed before the next batch starts, so a run killed
 at any moment loses at most the batch in flight; a re-run into the same output folder reads what
 is there (checking that prompts and targets still match) and predicts only the rest.
+
+A model that reads media (`ModelAdapter.media_spec`) gets each batch decoded ahead in background
+threads (avbench.media.MediaStream). A sample whose media is missing or corrupt stops the run naming
+the file (`on_error="raise"`), or with `on_error="skip"` is recorded as a failure with
+`error_kind: "media"`, scored as an empty prediction and counted in `n_media_errors`; a re-run retries
+such samples (their lines are dropped first), since the usual fix is repairing the file.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from .adapter import ModelAdapter
+from .bootstrap import BootstrapConfig
+from .data_versions import unknown_warning, version_of
 from .errors import AVBenchError, DataError
 from .masks import encode_map
+from .media import DecodedMedia, MediaError, MediaStream
 from .predictions import PredictionWriter, read_predictions
 from .registry import get_task
 from .scoring import evaluate, parse_output, prediction_from_record, score_prediction
 from .task import Task, stable_hash
-from .types import Prediction, Sample, ScoredSample, TaskResult
+from .types import ModelOutput, Prediction, Sample, ScoredSample, TaskResult
 
 RUN_FILE = "run.json"
+ON_ERROR_CHOICES = ("raise", "skip")
 
 
 @dataclass
@@ -38,6 +49,14 @@ class RunConfig:
     seed: int = 0
     model_options: dict[str, Any] = field(default_factory=dict)
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: What a sample whose media cannot be decoded does: "raise" stops the run naming the file;
+    #: "skip" records it as a failure (`error_kind: "media"`), scored as an empty prediction.
+    on_error: str = "raise"
+    #: Background decoding for adapters with a `media_spec`: threads, and batches decoded ahead.
+    media_workers: int = 2
+    media_prefetch: int = 2
+    #: Bootstrap intervals of the metrics (None: no intervals).
+    bootstrap: BootstrapConfig | None = field(default_factory=BootstrapConfig)
 
     def identity(self) -> dict[str, Any]:
         """What must match for a re-run to resume into the same folder."""
@@ -81,14 +100,60 @@ def _record(task: Task, sample: Sample, prompt_hash: str, target_hash: str, pred
         parse_error=prediction.parse_error,
         score=summary,
     )
+    if prediction.error_kind is not None:
+        record["error_kind"] = prediction.error_kind
     return record
 
 
+def _media_failure(sample: Sample, error: MediaError) -> Prediction:
+    """The recorded failure of a sample whose media could not be decoded: no output, no parse."""
+    return Prediction(sample.id, ModelOutput(""), None, f"media error: {error.path}: {error.reason}", error_kind="media")
+
+
+def _media_batches(
+    model: ModelAdapter, todo: Sequence[Sample], config: RunConfig
+) -> Iterator[tuple[Sequence[Sample], list[DecodedMedia | MediaError] | None]]:
+    """Batches of `todo`, with their decoded media when the model reads media (decoded ahead, in threads)."""
+    batches = (todo[i : i + config.batch_size] for i in range(0, len(todo), config.batch_size))
+    if model.media_spec is None:
+        for batch in batches:
+            yield batch, None
+        return
+    with MediaStream(batches, model.media_spec, workers=config.media_workers, prefetch=config.media_prefetch) as stream:
+        yield from stream
+
+
+def _drop_media_failures(path: Path, ids: set[str]) -> None:
+    """Rewrite the predictions file without the media-failure lines of `ids`, so they are predicted again.
+
+    Written to a temporary file and renamed over the old one: a kill leaves either file whole.
+    """
+    kept = []
+    for line in path.read_bytes().split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a torn last line; it is redone anyway
+        if not (data.get("id") in ids and data.get("error_kind") == "media"):
+            kept.append(line + b"\n")
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("wb") as handle:
+        handle.writelines(kept)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
 def _load_previous(task: Task, path: Path, samples: Sequence[Sample], hashes: dict[str, tuple[str, str]]) -> dict[str, Prediction]:
+    """Predictions already in `path`. Samples whose media failed before are left out (and their lines
+    removed), so a re-run retries them: a media error is usually fixed by repairing the file."""
     if not path.exists():
         return {}
     by_id = {s.id: s for s in samples}
     done: dict[str, Prediction] = {}
+    retry: set[str] = set()
     for record in read_predictions(path, tolerate_torn_tail=True):
         sample = by_id.get(record.id)
         if sample is None:
@@ -100,20 +165,29 @@ def _load_previous(task: Task, path: Path, samples: Sequence[Sample], hashes: di
                 "the data or the task changed since: use another --output-dir (or --overwrite)",
                 path, record.line,
             )
+        if record.data.get("error_kind") == "media":
+            retry.add(record.id)
+            continue
         prediction = prediction_from_record(task, sample, record)
         if record.data.get("parse_status") == "failed":
             prediction.parsed, prediction.parse_error = None, record.data.get("parse_error") or "parse failed"
         done[record.id] = prediction
+    if retry:
+        _drop_media_failures(path, retry)
     return done
 
 
 def run_task(
-    model: ModelAdapter, task: Task, config: RunConfig, progress: ProgressFn | None = None
+    model: ModelAdapter, task: Task, config: RunConfig, progress: ProgressFn | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> TaskResult:
     split = config.split or task.default_split
     if split not in task.splits:
         raise AVBenchError(f"task {task.name!r} has no split {split!r}; its splits: {', '.join(task.splits)}")
     samples = task.load(config.data_root, split)
+    data_version = version_of(task, config.data_root, split, len(samples))
+    if not data_version.known and warn is not None:
+        warn(unknown_warning(task.name, split, data_version))
     if config.limit is not None:
         samples = samples[: config.limit]
     prompts = {s.id: task.build_prompt(s) for s in samples}
@@ -129,34 +203,69 @@ def run_task(
     if todo:
         model.prepare(task, config.data_root, split)
         with PredictionWriter(path) as writer:
-            for start in range(0, len(todo), config.batch_size):
-                batch = todo[start : start + config.batch_size]
-                outputs = model.predict(task, batch, [prompts[s.id] for s in batch])
-                if len(outputs) != len(batch):
-                    raise AVBenchError(f"model {model.name!r} returned {len(outputs)} outputs for {len(batch)} samples")
+            n_done = len(samples) - len(todo)
+            for batch, media in _media_batches(model, todo, config):
+                failed = _media_errors(batch, media, config.on_error)
+                ready = [s for s in batch if s.id not in failed]
+                outputs: list[ModelOutput] = []
+                if media is None:
+                    outputs = model.predict(task, ready, [prompts[s.id] for s in ready])
+                elif ready:
+                    decoded = [m for m in media if not isinstance(m, MediaError)]
+                    outputs = model.predict(task, ready, [prompts[s.id] for s in ready], media=decoded)
+                if len(outputs) != len(ready):
+                    raise AVBenchError(f"model {model.name!r} returned {len(outputs)} outputs for {len(ready)} samples")
+                output_of = {s.id: o for s, o in zip(ready, outputs)}
                 records = []
-                for sample, output in zip(batch, outputs):
-                    prediction = parse_output(task, sample, output)
+                for sample in batch:
+                    if sample.id in failed:
+                        prediction = _media_failure(sample, failed[sample.id])
+                    else:
+                        prediction = parse_output(task, sample, output_of[sample.id])
                     predictions[sample.id] = prediction
                     new_scores[sample.id] = score_prediction(task, sample, prediction)
                     records.append(_record(task, sample, *hashes[sample.id], prediction, new_scores[sample.id].summary))
                 writer.write(records)
+                n_done += len(batch)
                 if progress:
-                    progress(task.name, len(samples) - len(todo) + start + len(batch), len(samples))
+                    progress(task.name, n_done, len(samples))
     predict_seconds = time.perf_counter() - started
 
-    evaluation = evaluate(task, samples, [predictions[s.id] for s in samples], new_scores)
+    evaluation = evaluate(task, samples, [predictions[s.id] for s in samples], new_scores, bootstrap=config.bootstrap)
+    n_media_errors = sum(predictions[s.id].error_kind == "media" for s in samples)
     return TaskResult(
         task=task.name, split=split, metrics=evaluation.metrics, n_samples=len(samples),
-        n_parse_failures=evaluation.n_parse_failures, variants=task.variants(),
-        seconds=round(predict_seconds, 3),
+        n_parse_failures=evaluation.n_parse_failures - n_media_errors, variants=task.variants(),
+        seconds=round(predict_seconds, 3), n_media_errors=n_media_errors, data_version=data_version.to_json(),
+        intervals=evaluation.intervals, bootstrap=config.bootstrap.to_json() if config.bootstrap else None,
     )
 
 
-def run(model: ModelAdapter, config: RunConfig, progress: ProgressFn | None = None) -> list[TaskResult]:
-    """Run every task of `config` (in order) and return their results; files are written as it goes."""
+def _media_errors(
+    batch: Sequence[Sample], media: list[DecodedMedia | MediaError] | None, on_error: str
+) -> dict[str, MediaError]:
+    """The batch's samples whose media failed, by id; with `on_error="raise"` the first one stops the run."""
+    failed = {}
+    for sample, item in zip(batch, media or []):
+        if isinstance(item, MediaError):
+            if on_error == "raise":
+                raise MediaError(f"{item.reason} (sample {sample.id!r}; --on-error skip scores it as a failure "
+                                 "and goes on)", item.path)
+            failed[sample.id] = item
+    return failed
+
+
+def run(
+    model: ModelAdapter, config: RunConfig, progress: ProgressFn | None = None, warn: Callable[[str], None] | None = None
+) -> list[TaskResult]:
+    """Run every task of `config` (in order) and return their results; files are written as it goes.
+
+    `warn` receives the warnings a user must see before trusting the numbers (an unknown data version).
+    """
     if not config.data_root.is_dir():
         raise DataError("data root not found (pass --data-root DIR, or omit it to use the embedded SynthAV)", config.data_root)
+    if config.on_error not in ON_ERROR_CHOICES:
+        raise AVBenchError(f"--on-error takes {' or '.join(ON_ERROR_CHOICES)}, got {config.on_error!r}")
     _check_resumable(config)
     tasks = [get_task(name, **config.task_options.get(name, {})) for name in config.tasks]
-    return [run_task(model, task, config, progress) for task in tasks]
+    return [run_task(model, task, config, progress, warn) for task in tasks]

@@ -6,9 +6,10 @@ made elsewhere), so both give the same numbers for the same predictions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from .bootstrap import BootstrapConfig, bootstrap_intervals
 from .errors import ParseError
 from .masks import decode_map
 from .predictions import PredictionRecord
@@ -55,6 +56,8 @@ class Evaluation:
     metrics: dict[str, float]
     scores: list[ScoredSample]
     n_parse_failures: int
+    #: Bootstrap interval of each metric (empty when not asked for).
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def score_prediction(task: Task, sample: Sample, prediction: Prediction | None) -> ScoredSample:
@@ -68,8 +71,10 @@ def evaluate(
     samples: Sequence[Sample],
     predictions: Sequence[Prediction | None],
     known_scores: dict[str, ScoredSample] | None = None,
+    bootstrap: BootstrapConfig | None = None,
 ) -> Evaluation:
-    """Score every sample (reusing `known_scores` by sample id) and aggregate the task's metrics."""
+    """Score every sample (reusing `known_scores` by sample id) and aggregate the task's metrics; with
+    `bootstrap`, also each metric's bootstrap interval (`avbench.bootstrap.bootstrap_intervals`)."""
     known_scores = known_scores or {}
     scores: list[ScoredSample] = []
     failures = 0
@@ -77,8 +82,13 @@ def evaluate(
         failures += prediction is None or not prediction.ok
         scored = known_scores.get(sample.id)
         scores.append(scored if scored is not None else score_prediction(task, sample, prediction))
-    metrics = task.aggregate(samples, [s.stats for s in scores]) if samples else {}
-    return Evaluation(metrics, scores, failures)
+    stats = [s.stats for s in scores]
+    metrics = task.aggregate(samples, stats) if samples else {}
+    intervals: dict[str, tuple[float, float]] = {}
+    if bootstrap is not None and samples:
+        intervals = bootstrap_intervals(task, samples, stats, n_resamples=bootstrap.n_resamples,
+                                        seed=bootstrap.seed, level=bootstrap.level)
+    return Evaluation(metrics, scores, failures, intervals)
 
 
 def score_outputs(task: Task, samples: Sequence[Sample], outputs: Sequence[ModelOutput]) -> Evaluation:

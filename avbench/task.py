@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from .types import Family, ModelOutput, Sample, ScoredSample
+from .types import Family, ModelOutput, Sample, ScoredSample, UnitSums
 
 
 def stable_hash(obj: Any) -> str:
@@ -37,6 +37,9 @@ class Task(abc.ABC):
     """One benchmark task. Subclasses set the class attributes and implement the abstract methods."""
 
     name: ClassVar[str]
+    #: Bump when the prompt, the parser or the metric changes: results of different versions are not
+    #: comparable (the leaderboard refuses to merge them).
+    TASK_VERSION: ClassVar[int] = 1
     family: ClassVar[Family]
     #: Sub-folder of a data root that holds this task's data set (its official layout).
     dataset_dir: ClassVar[str]
@@ -64,6 +67,22 @@ class Task(abc.ABC):
     def load(self, data_root: Path, split: str) -> list[Sample]:
         """Samples of `split` from `data_root / dataset_dir`, in a deterministic order."""
 
+    def annotation_files(self, data_root: Path, split: str) -> list[Path]:
+        """The annotation files `load` reads for `split` (for `avbench data check` and the data version);
+        empty when the task does not say."""
+        return []
+
+    def annotation_fingerprint(self, data_root: Path, split: str) -> str | None:
+        """Content hash of the split's annotations, matched against avbench.data_versions.KNOWN_VERSIONS.
+
+        Default: `content_hash` of `annotation_files` (content, not bytes: line endings and JSON
+        formatting do not count); None when the task names no files.
+        """
+        from .data_versions import content_hash
+
+        files = self.annotation_files(data_root, split)
+        return content_hash(files) if files else None
+
     def target_hash(self, sample: Sample) -> str:
         """Fingerprint of the ground truth, independent of where the data root lies."""
         return stable_hash(sample.target)
@@ -89,6 +108,12 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def aggregate(self, samples: Sequence[Sample], stats: Sequence[Any]) -> dict[str, float]:
         """Task metrics from the units' sufficient statistics (same order as `samples`)."""
+
+    def unit_sums(self, samples: Sequence[Sample], stats: Sequence[Any]) -> UnitSums | None:
+        """Optional: the metrics as a function of column sums over units (see `UnitSums`), so that
+        `avbench.bootstrap` re-aggregates 1000 resamples with one matrix product. None (the default)
+        makes the bootstrap call `aggregate` once per resample instead."""
+        return None
 
     def variants(self) -> dict[str, str]:
         """Which variant of each metric this instance computes (recorded in the results)."""

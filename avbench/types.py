@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 
@@ -60,6 +60,9 @@ class Prediction:
     output: ModelOutput
     parsed: Any | None
     parse_error: str | None = None
+    #: Why there is no model output at all: "media" when the sample's media could not be decoded
+    #: (`--on-error skip`); None for a model output, parsed or not.
+    error_kind: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -77,3 +80,37 @@ class TaskResult:
     n_parse_failures: int
     variants: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    #: Samples whose media could not be decoded (`--on-error skip`): scored as empty predictions,
+    #: counted here and not in `n_parse_failures`.
+    n_media_errors: int = 0
+    #: Which annotations were scored (avbench.data_versions.DataVersion.to_json): name, known, hash, counts.
+    data_version: dict[str, Any] | None = None
+    #: Bootstrap interval of each metric, (low, high), NaN when undefined; empty when not computed.
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: How the intervals were computed (`avbench.bootstrap.BootstrapConfig.to_json()`); None without them.
+    bootstrap: dict[str, Any] | None = None
+
+
+#: Resample-weighted column sums (B x k) -> metric name -> one value per resample (B,).
+SumsToMetrics = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class UnitSums:
+    """A task's metrics as a function of column sums over resampling units, for fast bootstrap.
+
+    `values[u]` (n_units x k) holds unit u's sufficient statistics, chosen so that every metric is
+    `metrics(column sums)`: the full-set metrics are `metrics(values.sum(0)[None])`, and a bootstrap
+    resample with count matrix W (B x n_units) gives `metrics(W @ values)` for all B resamples at once.
+    A unit is one sample, except where the benchmark averages over groups of samples (e.g. Ref-AVS
+    calls of 4 expressions): then `unit_of_sample` maps each sample to its group, and groups are
+    resampled whole.
+    """
+
+    values: np.ndarray  # (n_units, k) float64
+    metrics: SumsToMetrics
+    unit_of_sample: np.ndarray | None = None  # (n_samples,) int; None = one unit per sample
+
+    @property
+    def n_units(self) -> int:
+        return int(self.values.shape[0])

@@ -11,6 +11,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from avbench.datasets.layout import dataset_folder
 from avbench.errors import DataError
 
 METADATA_COLUMNS = ("vid", "uid", "s_min", "s_sec", "a_obj", "split", "label")
@@ -43,10 +44,15 @@ class AVSBenchVideo:
         return self.folder / "audio.wav"
 
 
+def metadata_path(data_root: Path) -> Path:
+    """`metadata.csv` of the AVSBench folder (the annotation file of S4, MS3, AVSS and ARIG)."""
+    return dataset_folder(data_root, "avsbench") / "metadata.csv"
+
+
 def read_avsbench(data_root: Path, split: str, subsets: tuple[str, ...]) -> list[AVSBenchVideo]:
     """Videos of `split` whose subset is in `subsets`, in metadata order."""
-    root = Path(data_root) / "avsbench"
-    path = root / "metadata.csv"
+    path = metadata_path(data_root)
+    root = path.parent
     if not path.is_file():
         raise DataError("AVSBench metadata not found (expected the AVSBench-semantic layout, see docs/data-layout.md)", path)
     videos: list[AVSBenchVideo] = []

@@ -10,11 +10,14 @@ top-most row holding foreground, (x2, y2) the right-most column and bottom-most 
 Crab, whose loader resizes every ARIG image to 224 x 224 and whose targets are integer pixel
 coordinates taken as min / max over foreground pixels. Frames whose mask has no foreground (at
 224 x 224) have no box and are not samples.
+
+Parsing (`parse_boxes`, docs/parsing.md): every `<obj>` tag holding four numbers is a box (a missing
+closing tag ends it at the next tag or line break); coordinates are clipped to 0..223; a box with its
+corners reversed or lying entirely outside the image is dropped; no box left is a parse error.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,18 +27,16 @@ from PIL import Image
 from avbench.errors import DataError, ParseError
 from avbench.masks import read_binary_mask
 from avbench.metrics.boxes import auc, best_iou, ciou
+from avbench.parsing import find_tags, normalize_text, numbers_in
+from avbench.metrics.boxes import scores_of_sums as box_scores_of_sums, unit_values as box_unit_values
 from avbench.task import Task
-from avbench.types import ModelOutput, Sample, ScoredSample
+from avbench.types import ModelOutput, Sample, ScoredSample, UnitSums
 
-from ._avsbench import read_avsbench
+from ._avsbench import metadata_path, read_avsbench
 
 #: Side of the square image the boxes refer to (Crab resizes ARIG frames to this).
 IMAGE_SIZE = 224
 
-_NUMBER = r"\s*(-?\d+(?:\.\d+)?)\s*"
-_POINT = rf"\({_NUMBER},{_NUMBER}\)"
-# Crab's tag; a comma between the two points (a variant Crab's code also wrote) is accepted.
-_OBJ_TAG = re.compile(rf"<obj>\s*{_POINT}\s*,?\s*{_POINT}\s*</obj>", re.IGNORECASE)
 
 _MEDIA_BLOCKS = (
     "This is an image:\n<image_start><image><image_end>\n"
@@ -71,11 +72,47 @@ def format_box(box: Sequence[float]) -> str:
 
 
 def parse_boxes(text: str) -> list[list[float]]:
-    """Every `<obj>(x1,y1)(x2,y2)</obj>` box in `text`; raises ParseError when there is none."""
-    boxes = [[float(v) for v in match.groups()] for match in _OBJ_TAG.finditer(text or "")]
+    """Every valid box of the `<obj>` tags in `text`; raises ParseError when there is none.
+
+    A tag holds a box when it holds exactly four numbers, in Crab's form `(x1,y1)(x2,y2)`, its other
+    training form `(x1,y1),(x2,y2)`, or any other (`[x1, y1, x2, y2]`, `x1=20, y1=60, ...`); `x1` or
+    `y2` written as placeholders hold no number. Each box then goes through `checked_box`. Every valid
+    box is kept (the metric scores the best one, docs/metrics.md).
+    """
+    tags = find_tags(normalize_text(text or ""), ("obj",))
+    if not tags:
+        raise ParseError("no <obj>(x1,y1)(x2,y2)</obj> box in the output")
+    boxes, problems = [], []
+    for tag in tags:
+        values = numbers_in(tag.body)
+        if len(values) != 4:
+            problems.append(f"<obj> holds {len(values)} numbers, not the four of (x1,y1)(x2,y2)")
+            continue
+        try:
+            boxes.append(checked_box(values))
+        except ParseError as exc:
+            problems.append(str(exc))
     if not boxes:
-        raise ParseError("no <obj>(x1,y1)(x2,y2)</obj> box in the answer")
+        raise ParseError(problems[-1])
     return boxes
+
+
+def checked_box(values: Sequence[float]) -> list[float]:
+    """A box `[x1, y1, x2, y2]` clipped to the image's pixel indices 0..223; ParseError when unusable.
+
+    A box whose second corner lies left of or above its first is not a box (the prompt asks for the
+    top-left corner first; Crab's own no-object sentinel is such a box, x1 = 1000); a box entirely
+    outside the image covers no pixel. Otherwise coordinates are clipped to [0, 223], so the box is
+    the pixels it covers inside the image (what the inclusive-pixel IoU measures).
+    """
+    x1, y1, x2, y2 = (float(v) for v in values)
+    corners = f"({x1:g},{y1:g})({x2:g},{y2:g})"
+    if x2 < x1 or y2 < y1:
+        raise ParseError(f"box {corners}: the second corner must be right of and below the first")
+    last = IMAGE_SIZE - 1
+    if x2 < 0 or y2 < 0 or x1 > last or y1 > last:
+        raise ParseError(f"box {corners} lies outside the {IMAGE_SIZE} x {IMAGE_SIZE} image")
+    return [min(max(v, 0.0), float(last)) for v in (x1, y1, x2, y2)]
 
 
 class ARIGTask(Task):
@@ -117,6 +154,9 @@ class ARIGTask(Task):
                 )
         return samples
 
+    def annotation_files(self, data_root: Path, split: str) -> list[Path]:
+        return [metadata_path(data_root)]
+
     # ---- prompting and parsing ----------------------------------------------------------------
     def build_prompt(self, sample: Sample) -> str:
         return _MEDIA_BLOCKS + _INSTRUCTION
@@ -131,7 +171,7 @@ class ARIGTask(Task):
         for box in boxes:
             if not (isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box)):
                 raise ParseError(f"a box must be four numbers [x1, y1, x2, y2], got {box!r}")
-        return {"boxes": [[float(v) for v in box] for box in boxes]}
+        return {"boxes": [checked_box(box) for box in boxes]}
 
     # ---- scoring --------------------------------------------------------------------------------
     def score(self, sample: Sample, parsed: Any | None) -> ScoredSample:
@@ -142,6 +182,9 @@ class ARIGTask(Task):
     def aggregate(self, samples: Sequence[Sample], stats: Sequence[Any]) -> dict[str, float]:
         ious = np.asarray(stats, dtype=np.float64)
         return {"ciou": 100.0 * ciou(ious), "auc": auc(ious)}
+
+    def unit_sums(self, samples: Sequence[Sample], stats: Sequence[Any]) -> UnitSums:
+        return UnitSums(box_unit_values(np.asarray(stats, dtype=np.float64)), box_scores_of_sums)
 
     # ---- baseline support -----------------------------------------------------------------------
     def reference_output(self, sample: Sample) -> ModelOutput:

@@ -1,15 +1,19 @@
 """AVE: audio-visual event localisation. One sample = one 10 s video with one event on `[start, end)`.
 
-Data (docs/data-layout.md): `ave/Annotations.txt` (`Category&VideoID&Quality&StartTime&EndTime`, no
-header) and `ave/<split>_order.h5` (HDF5 dataset `order`: 0-based row indices into Annotations.txt).
-The release annotates a few videos twice (two classes); within a split the first occurrence keeps the
-video id as sample id and later ones get `#2`, `#3`, ...
+Data (docs/data-layout.md, `avbench.datasets.ave`): `ave/Annotations.txt`
+(`Category&VideoID&Quality&StartTime&EndTime`; the zip's header line is skipped) with the split as
+`<split>_order.h5` (HDF5 dataset `order`: 0-based row indices into Annotations.txt) or as the release's
+`trainSet.txt` / `valSet.txt` / `testSet.txt`; videos in `videos/` or `AVE/`. The release annotates a
+few videos twice (two classes); within a split the first occurrence keeps the video id as sample id
+and later ones get `#2`, `#3`, ...
 
 Output: `<event>Class</event>` and `<range>s,e</range>` as in Crab's README ("from the beginning until
 the 8th second ... <range> 0,8 </range>"): whole seconds, end exclusive, the same convention as
-Annotations.txt, so the event covers segments s .. e-1. Parsing takes the last tag of each kind,
-reads the two numbers of the range whatever surrounds them (`0,8`, `[0 - 8)`, `0s to 8s`), matches the
-class ignoring case, spaces and punctuation, rounds decimal seconds to the nearest integer (halves
+Annotations.txt, so the event covers segments s .. e-1. Parsing (docs/parsing.md) takes the last tag
+of each kind (a missing closing tag ends the value at the next tag or line break), reads the two
+numbers of the range whatever surrounds them (`0,8`, `[0 - 8)`, `0s to 8s`), maps the class name onto
+the 28 with `avbench.parsing.ClassMatcher` (case, punctuation, plurals, one part of a comma name,
+misspellings; unknown or ambiguous names fail), rounds decimal seconds to the nearest integer (halves
 up) and clips both ends to [0, 10]; end < start is a parse error, end == start predicts no event
 segment (all background: the release itself has one such row, `VWi2ENBuTbw` 0&0 in train).
 
@@ -19,35 +23,32 @@ correct segments (a wrong answer, not an all-background one).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Sequence
 
-import h5py
 import numpy as np
 
+from avbench.datasets import ave as ave_release
+from avbench.data_versions import records_hash
+from avbench.datasets.layout import AUDIO_SUFFIXES, VIDEO_SUFFIXES, MediaIndex, dataset_folder
 from avbench.errors import DataError, ParseError
-from avbench.metrics.ave import N_SEGMENTS, correct_segments, segment_accuracy, segment_labels
-from avbench.parsing import RepeatedIds, class_key, class_lookup, whole_second_range
+from avbench.metrics.ave import N_SEGMENTS, accuracy_of_sums, correct_segments, segment_accuracy, segment_labels
+from avbench.parsing import ClassMatcher, RepeatedIds, last_tag, normalize_text, numbers_in, whole_second_range
 from avbench.task import Task
-from avbench.types import ModelOutput, Sample, ScoredSample
+from avbench.types import ModelOutput, Sample, ScoredSample, UnitSums
 from avbench.vocab import AVE_EVENTS
 
 BACKGROUND_ID = len(AVE_EVENTS)
-_NUMBER = r"(\d+(?:\.\d+)?)"
-_EVENT_TAG = re.compile(r"<event>(.*?)</event>", re.IGNORECASE | re.DOTALL)
-_RANGE_TAG = re.compile(r"<range>(.*?)</range>", re.IGNORECASE | re.DOTALL)
-_NUMBER_PATTERN = re.compile(_NUMBER)
 
-
-_EVENT_BY_KEY = class_lookup(AVE_EVENTS)
+#: Names for an AVE class that its release name does not contain: AVE's only dog class is AudioSet's
+#: "Bark" (a child of "Dog" in the AudioSet ontology). The parts of comma names ("Violin" for
+#: "Violin, fiddle") need no entry: ClassMatcher matches any words found in one class only.
+AVE_ALIASES = {"Bark": ("Dog", "Dog barking")}
+_EVENTS = ClassMatcher(AVE_EVENTS, AVE_ALIASES, what="AVE event")
 
 
 def _event_name(text: str) -> str:
-    name = _EVENT_BY_KEY.get(class_key(text))
-    if name is None:
-        raise ParseError(f"unknown AVE event {text.strip()!r}")
-    return name
+    return _EVENTS.match(text)
 
 
 class AVETask(Task):
@@ -62,30 +63,29 @@ class AVETask(Task):
     def load(self, data_root: Path, split: str) -> list[Sample]:
         if split not in self.splits:
             raise DataError(f"unknown split {split!r}; AVE has {', '.join(self.splits)}")
-        root = Path(data_root) / self.dataset_dir
-        rows = _read_annotations(root / "Annotations.txt")
-        order_path = root / f"{split}_order.h5"
-        if not order_path.is_file():
-            raise DataError("split file not found", order_path)
-        with h5py.File(order_path, "r") as handle:
-            if "order" not in handle:
-                raise DataError("HDF5 file has no dataset 'order'", order_path)
-            order = np.asarray(handle["order"][()]).reshape(-1)
+        root = dataset_folder(data_root, "ave")
+        rows = ave_release.read_split(root, split)
+        # Videos: videos/ (conventional) or AVE/ (the release zip); audio: audios/ if extracted, else the mp4's.
+        videos = MediaIndex([root / "videos", root / "AVE", root], VIDEO_SUFFIXES)
+        audios = MediaIndex([root / "audios", root / "audio"], AUDIO_SUFFIXES)
         unique_id = RepeatedIds()
         samples = []
-        for index in order.tolist():
-            if not 0 <= index < len(rows):
-                raise DataError(f"row index {index} outside Annotations.txt ({len(rows)} rows)", order_path)
-            event, video_id, quality, start, end = rows[index]
-            sample_id = unique_id(video_id)
+        for row in rows:
             samples.append(Sample(
-                id=sample_id, task=self.name, split=split,
-                media={"video": str(root / "videos" / f"{video_id}.mp4"),
-                       "audio": str(root / "audios" / f"{video_id}.wav")},
-                target={"event": event, "start": start, "end": end},
-                meta={"video_id": video_id, "annotation_line": index + 1, "quality": quality},
+                id=unique_id(row.video_id), task=self.name, split=split,
+                media={"video": videos.path(row.video_id), "audio": audios.path(row.video_id)},
+                target={"event": row.event, "start": row.start, "end": row.end},
+                meta={"video_id": row.video_id, "annotation_file": row.path.name, "annotation_line": row.line,
+                      "quality": row.quality},
             ))
         return samples
+
+    def annotation_files(self, data_root: Path, split: str) -> list[Path]:
+        return ave_release.split_files(dataset_folder(data_root, "ave"), split)
+
+    def annotation_fingerprint(self, data_root: Path, split: str) -> str:
+        # The split's rows, not the files: `*_order.h5` + Annotations.txt and `testSet.txt` are one version.
+        return records_hash(row.record() for row in ave_release.read_split(dataset_folder(data_root, "ave"), split))
 
     # ---- prompting and parsing ----------------------------------------------------------------
     def build_prompt(self, sample: Sample) -> str:
@@ -99,14 +99,14 @@ class AVETask(Task):
         )
 
     def parse(self, output: ModelOutput, sample: Sample) -> dict[str, Any]:
-        events, ranges = _EVENT_TAG.findall(output.text), _RANGE_TAG.findall(output.text)
-        if not events or not ranges:
-            raise ParseError("expected <event>...</event> and <range>s,e</range>")
-        numbers = _NUMBER_PATTERN.findall(ranges[-1])  # "0,8", "[0 - 8)", "0s to 8s" all say 0 and 8
+        text = normalize_text(output.text)
+        event = last_tag(text, ("event",), "<event>...</event>")
+        time_range = last_tag(text, ("range",), "<range>s,e</range>")
+        numbers = numbers_in(time_range.body)  # "0,8", "[0 - 8)", "0s to 8s", "2nd to 8th" all say two numbers
         if len(numbers) != 2:
-            raise ParseError(f"expected two numbers (start, end) in <range>{ranges[-1]}</range>")
+            raise ParseError(f"expected two numbers (start, end) in <range>, got {len(numbers)}")
         start, end = whole_second_range(numbers[0], numbers[1], N_SEGMENTS)
-        return {"event": _event_name(events[-1]), "start": start, "end": end}
+        return {"event": _event_name(event.body), "start": start, "end": end}
 
     def parsed_from_json(self, obj: Any, sample: Sample) -> dict[str, Any]:
         if not isinstance(obj, dict) or not isinstance(obj.get("event"), str):
@@ -130,6 +130,9 @@ class AVETask(Task):
     def aggregate(self, samples: Sequence[Sample], stats: Sequence[Any]) -> dict[str, float]:
         counts = np.asarray(stats, dtype=np.int64).reshape(-1, 2)
         return {"accuracy": segment_accuracy(counts[:, 0], counts[:, 1])}
+
+    def unit_sums(self, samples: Sequence[Sample], stats: Sequence[Any]) -> UnitSums:
+        return UnitSums(np.asarray(stats, dtype=np.float64).reshape(-1, 2), accuracy_of_sums)
 
     # ---- baseline support -----------------------------------------------------------------------
     def reference_output(self, sample: Sample) -> ModelOutput:
@@ -176,28 +179,3 @@ def _labels(targets: dict[str, Any] | list[dict[str, Any]]) -> np.ndarray:
     targets = [targets] if isinstance(targets, dict) else targets
     event_ids = [AVE_EVENTS.index(t["event"]) for t in targets]
     return segment_labels(event_ids, [t["start"] for t in targets], [t["end"] for t in targets], BACKGROUND_ID)
-
-
-def _read_annotations(path: Path) -> list[tuple[str, str, str, int, int]]:
-    if not path.is_file():
-        raise DataError("AVE annotations not found", path)
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():  # a trailing empty line is harmless; rows are indexed by position
-                continue
-            fields = line.rstrip("\r\n").split("&")
-            if len(fields) != 5:
-                raise DataError(f"expected 5 '&'-separated fields (Category&VideoID&Quality&StartTime&EndTime), "
-                                f"got {len(fields)}", path, line_no)
-            event, video_id, quality, start, end = fields
-            if not (start.isdigit() and end.isdigit()):
-                hint = " (Annotations.txt has no header line)" if line_no == 1 else ""
-                raise DataError(f"StartTime/EndTime must be whole seconds, got {start!r}, {end!r}{hint}", path, line_no)
-            if event not in AVE_EVENTS:
-                raise DataError(f"unknown AVE category {event!r}", path, line_no)
-            if not 0 <= int(start) <= int(end) <= N_SEGMENTS:
-                raise DataError(f"time range {start}..{end} is not within 0..{N_SEGMENTS} with start <= end",
-                                path, line_no)
-            rows.append((event, video_id, quality, int(start), int(end)))
-    return rows

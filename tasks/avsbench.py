@@ -1,10 +1,11 @@
 """AVSBench S4 (single sound source) and MS3 (multiple sound sources): binary sound-source segmentation.
 
 One sample is one 5-second video (`v1s` rows of `avsbench/metadata.csv` for S4, `v1m` for MS3): the
-model sees its 5 frames and its audio and returns one map per frame (probabilities or booleans).
-Ground truth: `labels_rgb/<i>.png`, foreground = any non-black pixel. As in the official release,
-train videos of `v1s` carry only frame 0's mask; such a video is loaded with the masks that exist
-(they feed the mean-mask prior), val and test videos must have all 5.
+model sees its 5 frames and its audio and returns one map per frame (probabilities or booleans;
+`_checked_map` and docs/parsing.md say what else is tolerated). Ground truth: `labels_rgb/<i>.png`,
+foreground = any non-black pixel. As in the official release, train videos of `v1s` carry only frame
+0's mask; such a video is loaded with the masks that exist (they feed the mean-mask prior), val and
+test videos must have all 5.
 
 Scoring follows the official test loaders: everything at 224 x 224 (ground truth resized with
 nearest neighbour, predictions of another size with nearest / bilinear), then `mask_iou` and
@@ -13,6 +14,8 @@ video's mean frame IoU (equal to the per-frame mean when every video has 5 annot
 F-score depends on how frames are grouped into calls of `Eval_Fmeasure`: `f_grouping="per_video"`
 (default) is the official AVSBench test (one call per video); `"per_frame"` reproduces Crab's
 scripts (one call per frame, so a frame with empty ground truth scores 0 and still counts).
+`batch_size=B` (per_video only; default 1, the official `--test_batch_size`) puts B consecutive
+videos in each call, as the official loop over test batches; both numbers are means over calls.
 Both metrics are reported in percent, as the Crab paper prints them.
 
 `BinarySegmentationTask` holds what S4, MS3 and Ref-AVS share: parsing maps, resizing, the baselines.
@@ -25,23 +28,25 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from avbench.errors import DataError, ParseError, UnknownNameError
+from avbench.errors import AVBenchError, DataError, ParseError, UnknownNameError
 from avbench.masks import decode_map, encode_map, read_binary_mask
+from avbench.parsing import as_2d_map, map_list
 from avbench.metrics.segmentation import (
     EVAL_SIZE,
     FrameStats,
     call_fmeasure,
-    call_iou,
+    calls_of_chunks,
     calls_per_frame,
     calls_per_unit,
     frame_stats,
     resize_nearest,
     to_eval_map,
+    unit_call_sums,
 )
 from avbench.task import Task, file_hash
-from avbench.types import ModelOutput, Sample, ScoredSample
+from avbench.types import ModelOutput, Sample, ScoredSample, UnitSums
 
-from ._avsbench import read_avsbench
+from ._avsbench import metadata_path, read_avsbench
 
 #: Crab's mask placeholder: 2 image scales x 3 tokens between start and end tokens.
 MASK_TOKENS = "<mask_start>" + "".join(f"<mask_{i}>" for i in range(6)) + "<mask_end>"
@@ -53,29 +58,59 @@ VIDEO_AUDIO_BLOCKS = (
 F_GROUPINGS = ("per_video", "per_frame")
 
 
+def positive_int_option(name: str, value: int | str) -> int:
+    """A task option that must be a positive integer (the CLI passes options as text)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise AVBenchError(f"option {name} must be a positive integer, got {value!r}") from None
+    if number < 1 or str(number) != str(value).strip():
+        raise AVBenchError(f"option {name} must be a positive integer, got {value!r}")
+    return number
+
+
+def _miou_f_of_sums(sums: np.ndarray) -> dict[str, np.ndarray]:
+    """mIoU and F-score (percent) from column sums of `unit_call_sums` rows: means over calls."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {"miou": 100.0 * sums[:, 0] / sums[:, 3], "f_score": 100.0 * sums[:, 1] / sums[:, 3]}
+
+
 def read_gt_stack(paths: Sequence[str | Path]) -> np.ndarray:
     """Ground-truth masks as a (F, 224, 224) boolean stack (nearest-neighbour resize, as the test loaders)."""
     return np.stack([resize_nearest(read_binary_mask(p), EVAL_SIZE) for p in paths]) if paths else np.zeros((0, EVAL_SIZE, EVAL_SIZE), bool)
 
 
+#: How far float rounding may push a probability outside [0, 1] (a bf16/fp16 sigmoid); further out is logits.
+PROBABILITY_SLACK = 1e-3
+
+
 def _checked_map(array: Any, index: int) -> np.ndarray:
-    """A model's map as bool or float in [0, 1]; anything else is an unusable answer."""
-    try:
-        array = np.asarray(array)
-    except Exception as exc:
-        raise ParseError(f"map {index} is not an array: {exc}") from None
-    if array.ndim != 2 or 0 in array.shape:
-        raise ParseError(f"map {index} must be a non-empty 2-D array, got shape {array.shape}")
+    """A model's map as bool or float32 probabilities in [0, 1]; anything else is an unusable answer.
+
+    Tolerated (docs/parsing.md): any size (resized when scored), a singleton axis (`(1, H, W)`),
+    integer maps of 0/1 or 0/255 (binary), float16/32/64, NaN read as 0 (the official thresholding
+    `p > t` / `p >= t` is false for NaN, so such pixels are background there too), values at most
+    `PROBABILITY_SLACK` outside [0, 1] (clipped). A parse failure: values further outside (logits:
+    the adapter must apply the sigmoid), infinities, other integer values (class ids), other dtypes.
+    """
+    array = as_2d_map(array, index)
     if array.dtype == bool:
         return array
     if np.issubdtype(array.dtype, np.integer):
-        if not np.isin(array, (0, 1)).all():
-            raise ParseError(f"map {index} is an integer map with values other than 0 and 1")
-        return array.astype(bool)
+        values = set(np.unique(array).tolist())
+        if values <= {0, 1} or values <= {0, 255}:
+            return array > 0
+        raise ParseError(f"map {index} is an integer map with values other than 0/1 (or 0/255)")
     if np.issubdtype(array.dtype, np.floating):
-        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
-            raise ParseError(f"map {index} holds values outside [0, 1]")
-        return array
+        array = array.astype(np.float32)
+        if np.isinf(array).any():
+            raise ParseError(f"map {index} holds infinite values")
+        array = np.nan_to_num(array, nan=0.0)
+        low, high = float(array.min()), float(array.max())
+        if low < -PROBABILITY_SLACK or high > 1.0 + PROBABILITY_SLACK:
+            raise ParseError(f"map {index} holds values outside [0, 1] ({low:.3g} .. {high:.3g}): "
+                             "probabilities expected, not logits")
+        return np.clip(array, 0.0, 1.0)
     raise ParseError(f"map {index} has unsupported dtype {array.dtype}")
 
 
@@ -102,11 +137,10 @@ class BinarySegmentationTask(Task):
     # ---- parsing ----------------------------------------------------------------------------------
     def parse(self, output: ModelOutput, sample: Sample) -> Any:
         expected = self.n_frames(sample)
-        if output.masks is None:
-            raise ParseError("the model returned no masks")
-        if len(output.masks) != expected:
-            raise ParseError(f"expected {expected} maps (one per frame), got {len(output.masks)}")
-        return {"masks": [encode_map(_checked_map(m, i)) for i, m in enumerate(output.masks)]}
+        maps = map_list(output.masks)
+        if len(maps) != expected:  # which frame a map belongs to would be a guess
+            raise ParseError(f"expected {expected} maps (one per frame), got {len(maps)}")
+        return {"masks": [encode_map(_checked_map(m, i)) for i, m in enumerate(maps)]}
 
     def parsed_from_json(self, obj: Any, sample: Sample) -> Any:
         expected = self.n_frames(sample)
@@ -187,13 +221,19 @@ class S4Task(BinarySegmentationTask):
         "the object that makes the sound at each second of the video: one mask for each of the {n} seconds."
     )
 
-    def __init__(self, f_grouping: str = "per_video"):
+    def __init__(self, f_grouping: str = "per_video", batch_size: int | str = 1):
         if f_grouping not in F_GROUPINGS:
             raise UnknownNameError("F-score grouping", f_grouping, list(F_GROUPINGS))
         self.f_grouping = f_grouping
+        self.batch_size = positive_int_option("batch_size", batch_size)
+        if f_grouping == "per_frame" and self.batch_size != 1:
+            raise AVBenchError("batch_size (videos per call of the metric functions) applies to f_grouping=per_video; "
+                               "per_frame calls them on single frames")
 
     def variants(self) -> dict[str, str]:
-        return {"f_score": self.f_grouping}
+        if self.f_grouping == "per_frame":
+            return {"f_score": self.f_grouping}
+        return {"f_score": self.f_grouping, "batch_size": str(self.batch_size)}
 
     # ---- data -------------------------------------------------------------------------------------
     def load(self, data_root: Path, split: str) -> list[Sample]:
@@ -235,6 +275,9 @@ class S4Task(BinarySegmentationTask):
     def target_hash(self, sample: Sample) -> str:
         return file_hash(sample.target["masks"])
 
+    def annotation_files(self, data_root: Path, split: str) -> list[Path]:
+        return [metadata_path(data_root)]
+
     def build_prompt(self, sample: Sample) -> str:
         return VIDEO_AUDIO_BLOCKS + self.instruction.format(n=self.n_frames(sample))
 
@@ -250,15 +293,27 @@ class S4Task(BinarySegmentationTask):
         return ScoredSample({"miou": 100.0 * float(stats.iou.mean()), "f_score": 100.0 * f_value}, stats)
 
     def aggregate(self, samples: Sequence[Sample], stats: Sequence[FrameStats]) -> dict[str, float]:
+        """Mean over calls of `mask_iou` and `Eval_Fmeasure` (official test loop, batch `batch_size`),
+        or over frames (`per_frame`, Crab); computed from `unit_sums`, so the bootstrap agrees."""
         if not stats:
             return {}
-        frames = FrameStats.concat(stats)
-        per_video = calls_per_unit([s.n_frames for s in stats])
-        f_calls = per_video if self.f_grouping == "per_video" else calls_per_frame(frames.n_frames)
-        return {
-            "miou": 100.0 * float(call_iou(frames, per_video).mean()),
-            "f_score": 100.0 * float(call_fmeasure(frames, f_calls).mean()),
-        }
+        sums = self.unit_sums(samples, stats)
+        return {name: float(value[0]) for name, value in sums.metrics(sums.values.sum(axis=0)[None]).items()}
+
+    def unit_sums(self, samples: Sequence[Sample], stats: Sequence[FrameStats]) -> UnitSums:
+        frames = [s.n_frames for s in stats]
+        if self.f_grouping == "per_frame":
+            # Crab calls the metrics on each frame; the unit resampled is still the video.
+            calls = calls_per_frame(int(sum(frames)))
+            unit_of_call, unit_of_sample = calls_per_unit(frames), None
+        else:
+            # The official test loop: one call per batch of `batch_size` videos, resampled whole.
+            calls = calls_of_chunks(frames, self.batch_size)
+            unit_of_call = np.arange(int(calls.max()) + 1 if calls.size else 0)
+            unit_of_sample = np.arange(len(frames)) // self.batch_size
+        n_units = int(unit_of_call.max()) + 1 if unit_of_call.size else 0
+        values = unit_call_sums(FrameStats.concat(list(stats)), calls, unit_of_call, n_units)
+        return UnitSums(values, _miou_f_of_sums, unit_of_sample)
 
     # ---- baselines --------------------------------------------------------------------------------
     def reference_output(self, sample: Sample) -> ModelOutput:

@@ -5,7 +5,8 @@ frames as the official loader (OpenNLPLab/AVSBench `avs_scripts/avss/color_datal
 v2 videos have 10 real frames; v1 videos have 5 real frames followed by 5 padded frames whose ground
 truth is all background, and the official test scores those padded frames too. A model answers for
 the real frames (padded frames then count as predicted background, which is what a model shown no
-image should say) or for all 10 frames.
+image should say) or for all 10 frames. Each answer is an integer class-id map or (71, H, W) class
+scores, read by arg-max as the official evaluation does (`_class_id_map`, docs/parsing.md).
 
 Evaluation is at 224 x 224 like the official test loader: ground-truth RGB palette masks are resized
 with nearest neighbour and mapped to class ids; predicted maps of another size are resized with
@@ -23,11 +24,13 @@ from PIL import Image
 
 from avbench.errors import DataError, ParseError, UnknownNameError
 from avbench.masks import avsbench_palette, decode_map, encode_binary, encode_map, rgb_to_class_ids
-from avbench.metrics.avss import CLASS_SELECTIONS, NUM_CLASSES, AVSSStats, avss_scores, avss_stats, present_class_mean
+from avbench.metrics.avss import CLASS_SELECTIONS, NUM_CLASSES, AVSSStats, avss_scores, avss_scores_of_sums, avss_stats, present_class_mean
+from avbench.metrics.avss import unit_values as avss_unit_values
+from avbench.parsing import as_2d_map, map_list
 from avbench.task import Task, file_hash
-from avbench.types import ModelOutput, Sample, ScoredSample
+from avbench.types import ModelOutput, Sample, ScoredSample, UnitSums
 
-from ._avsbench import SUBSETS, read_avsbench
+from ._avsbench import SUBSETS, metadata_path, read_avsbench
 
 #: Frames per scored video: v1 videos are padded to this many (official).
 FRAMES_PER_VIDEO = 10
@@ -128,20 +131,17 @@ class AVSSTask(Task):
     def target_hash(self, sample: Sample) -> str:
         return file_hash([m for m in sample.target["masks"] if m is not None])
 
+    def annotation_files(self, data_root: Path, split: str) -> list[Path]:
+        return [metadata_path(data_root)]
+
     # ---- prompting and parsing ----------------------------------------------------------------
     def build_prompt(self, sample: Sample) -> str:
         return _MEDIA_BLOCKS + _INSTRUCTION
 
     def parse(self, output: ModelOutput, sample: Sample) -> dict[str, list[dict[str, Any]]]:
-        if output.masks is None:
-            raise ParseError("no segmentation maps in the output")
-        _check_frame_count(len(output.masks), sample)
-        encoded = []
-        for index, labels in enumerate(output.masks):
-            labels = np.asarray(labels)
-            _check_labels(labels, index)
-            encoded.append(encode_map(labels.astype(np.int64)))
-        return {"masks": encoded}
+        maps = map_list(output.masks)
+        _check_frame_count(len(maps), sample)
+        return {"masks": [encode_map(_class_id_map(m, index)) for index, m in enumerate(maps)]}
 
     def parsed_from_json(self, obj: Any, sample: Sample) -> dict[str, list[dict[str, Any]]]:
         masks = obj.get("masks") if isinstance(obj, dict) else None
@@ -178,6 +178,14 @@ class AVSSTask(Task):
         for item in stats:
             total = total + AVSSStats.from_json(item)
         return {key: 100.0 * value for key, value in avss_scores(total, self.classes).items()}
+
+    def unit_sums(self, samples: Sequence[Sample], stats: Sequence[Any]) -> UnitSums:
+        rows = np.array([avss_unit_values(AVSSStats.from_json(item)) for item in stats]).reshape(len(stats), -1)
+
+        def percent(sums: np.ndarray) -> dict[str, np.ndarray]:
+            return {key: 100.0 * value for key, value in avss_scores_of_sums(sums, self.classes).items()}
+
+        return UnitSums(rows, percent)
 
     # ---- baseline support -----------------------------------------------------------------------
     def reference_output(self, sample: Sample) -> ModelOutput:
@@ -231,6 +239,27 @@ def _check_frame_count(count: int, sample: Sample) -> None:
     n_real = len(sample.target["masks"])
     if count not in (n_real, FRAMES_PER_VIDEO):
         raise ParseError(f"expected {n_real} maps (one per real frame) or {FRAMES_PER_VIDEO}, got {count}")
+
+
+def _class_id_map(array: Any, index: int) -> np.ndarray:
+    """A model's AVSS answer for one frame as an int64 class-id map (docs/parsing.md).
+
+    Accepted: a 2-D integer map of ids 0..70 (any size: resized when scored; a singleton axis is
+    dropped), or float per-class scores of shape (71, H, W), read as the official evaluation does:
+    the arg-max class per pixel (NaN scores never win). A float or bool 2-D map is a parse failure
+    (probabilities or a binary mask, not class ids), as are ids outside 0..70.
+    """
+    try:
+        raw = np.asarray(array)
+    except Exception:  # a ragged or odd object; as_2d_map names it below
+        raw = None
+    if raw is not None and raw.ndim == 3 and raw.shape[0] == NUM_CLASSES and np.issubdtype(raw.dtype, np.floating):
+        if np.isnan(raw).all(axis=0).any():
+            raise ParseError(f"map {index} has pixels whose class scores are all NaN")
+        return np.argmax(np.where(np.isnan(raw), -np.inf, raw), axis=0).astype(np.int64)
+    labels = as_2d_map(array, index)
+    _check_labels(labels, index)
+    return labels.astype(np.int64)
 
 
 def _check_labels(labels: np.ndarray, index: int) -> None:

@@ -17,10 +17,12 @@ Output: `<audio>Class,(s e)</audio>` and `<visual>Class,(s e)</visual>` as in Cr
 end exclusive: `(0 10)` is the whole video). Crab's public code ships no AVVP parser, so several events
 are read in every form that says the same thing: one tag per event, or one tag per class with several
 ranges `Class,(0 1),(3 6)`, or several classes in one tag; `<audio_event>` / `<visual_event>` (Crab's
-training tags) work too. An empty tag means no event in that modality; an output with no tag at all is a
-parse error. Class names match ignoring case, spaces and punctuation (`Violin, fiddle` =
-`Violin_fiddle`); an unknown class is a parse error. Seconds are rounded and clipped to [0, 10]; a
-range ending before it starts is a parse error. A parse failure scores as an empty prediction (which,
+training tags) work too; every tag counts, and a missing closing tag ends the value at the next tag or
+line break. An empty tag (or `none`) means no event in that modality; an output with no tag at all is a
+parse error. Class names are mapped onto the 25 by `avbench.parsing.ClassMatcher` (case, spaces,
+punctuation, plurals, one part of a name: `violin` = `Violin_fiddle`, misspellings); an unknown or
+ambiguous class is a parse error. Seconds are rounded and clipped to [0, 10]; a range ending before it
+starts is a parse error (docs/parsing.md). A parse failure scores as an empty prediction (which,
 per the official rule, still scores 1.0 on a video whose ground truth is empty in that modality).
 """
 
@@ -33,11 +35,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from avbench.datasets.layout import AUDIO_SUFFIXES, VIDEO_SUFFIXES, MediaIndex, dataset_folder
 from avbench.errors import DataError, ParseError
-from avbench.metrics.avvp import LEVELS, PER_LEVEL, avvp_scores, runs, unit_counts, video_scores
-from avbench.parsing import class_key, class_lookup, whole_second_range
+from avbench.metrics.avvp import LEVELS, PER_LEVEL, avvp_scores, avvp_scores_of_sums, runs, unit_counts, video_scores
+from avbench.metrics.avvp import unit_values as avvp_unit_values
+from avbench.parsing import NUMBER, ClassMatcher, clean_value, find_tags, normalize_text, shorten, whole_second_range
 from avbench.task import Task
-from avbench.types import ModelOutput, Sample, ScoredSample
+from avbench.types import ModelOutput, Sample, ScoredSample, UnitSums
 from avbench.vocab import LLP_CLASSES
 
 N_SEGMENTS = 10
@@ -46,13 +50,20 @@ SPLIT_FILES = {"train": "AVVP_train.csv", "val": "AVVP_val_pd.csv", "test": "AVV
 DENSE_FILES = {"audio": "AVVP_eval_audio.csv", "visual": "AVVP_eval_visual.csv"}
 CLASS_INDEX = {name: i for i, name in enumerate(LLP_CLASSES)}
 
-_NUMBER = r"(\d+(?:\.\d+)?)"
-_TAG = re.compile(r"<(audio|visual)(?:_event)?>([^<]*)</\1(?:_event)?>", re.IGNORECASE)
-_RANGE = re.compile(rf"[(\[]\s*{_NUMBER}\s*(?:,|-|to|\s)\s*{_NUMBER}\s*[)\]]", re.IGNORECASE)
-_SEPARATORS = re.compile(r"^(?:[\s,;:]|\band\b)+|(?:[\s,;:]|\band\b)+$", re.IGNORECASE)
+#: Tag names per modality: Crab's README form first, then its training form.
+_TAG_NAMES = {"audio": ("audio", "audio_event"), "visual": ("visual", "visual_event")}
+_SECONDS = r"(?:\s*(?:s|secs?|seconds?)\b)?"
+#: A bracketed time range: `(0 3)`, `[1, 2]`, `(2-4)`, `(0s to 3s)`, `(0 ~ 3)`.
+_RANGE = re.compile(rf"[(\[]\s*({NUMBER}){_SECONDS}\s*(?:,|-|\u2013|\u2014|~|to|\s)\s*({NUMBER}){_SECONDS}\s*[)\]]",
+                    re.IGNORECASE)
+_SEPARATORS = re.compile(r"^(?:[\s,;:\-\u2013\u2014]|\band\b)+|(?:[\s,;:\-\u2013\u2014]|\band\b)+$", re.IGNORECASE)
+#: Tag values that say "no event" in words rather than with an empty tag.
+_NO_EVENT = frozenset({"none", "no event", "no events", "nothing", "n/a", "na", "null", "-"})
 
-
-_CLASS_BY_KEY = class_lookup(LLP_CLASSES)
+#: Names for an LLP class that its name does not contain (each unique among the 25); parts of a name
+#: ("violin" for "Violin_fiddle") need no entry, ClassMatcher matches words found in one class only.
+LLP_ALIASES = {"Dog": ("Dog barking",), "Speech": ("Speaking", "Talking")}
+_CLASSES = ClassMatcher(LLP_CLASSES, LLP_ALIASES, what="AVVP event class")
 
 
 class AVVPTask(Task):
@@ -67,8 +78,11 @@ class AVVPTask(Task):
     def load(self, data_root: Path, split: str) -> list[Sample]:
         if split not in SPLIT_FILES:
             raise DataError(f"unknown split {split!r}; AVVP has {', '.join(SPLIT_FILES)}")
-        root = Path(data_root) / self.dataset_dir
+        root = dataset_folder(data_root, "avvp")
         videos = _read_weak_labels(root / SPLIT_FILES[split])
+        # Media named by `filename` (or its YouTube id) in videos/ (conventional) or video/ (LLP release).
+        video_index = MediaIndex([root / "videos", root / "video"], VIDEO_SUFFIXES)
+        audio_index = MediaIndex([root / "audios", root / "audio"], AUDIO_SUFFIXES)
         dense = None if split == "train" else {m: _read_dense_labels(root / f) for m, f in DENSE_FILES.items()}
         samples = []
         for filename, weak in videos:
@@ -77,10 +91,15 @@ class AVVPTask(Task):
                 target.update({m: _runs_of(_matrix(dense[m].get(filename, []))) for m in MODALITIES})
             samples.append(Sample(
                 id=filename, task=self.name, split=split,
-                media={"video": str(_video_path(root, filename)), "audio": str(root / "audios" / f"{filename}.wav")},
+                media={"video": _media_path(video_index, filename), "audio": _media_path(audio_index, filename)},
                 target=target, meta={"weak_labels": weak},
             ))
         return samples
+
+    def annotation_files(self, data_root: Path, split: str) -> list[Path]:
+        root = dataset_folder(data_root, "avvp")
+        dense = [] if split == "train" else [root / f for f in DENSE_FILES.values()]
+        return [root / SPLIT_FILES[split], *dense]
 
     # ---- prompting and parsing ----------------------------------------------------------------
     def build_prompt(self, sample: Sample) -> str:
@@ -96,13 +115,15 @@ class AVVPTask(Task):
         )
 
     def parse(self, output: ModelOutput, sample: Sample) -> dict[str, dict[str, list[list[int]]]]:
-        tags = _TAG.findall(output.text)
+        text = normalize_text(output.text)
+        tags = [(m, tag) for m in MODALITIES for tag in find_tags(text, _TAG_NAMES[m])]
         if not tags:
-            raise ParseError("expected <audio>Class,(s e)</audio> and/or <visual>Class,(s e)</visual> tags")
+            raise ParseError("no <audio>Class,(s e)</audio> or <visual>Class,(s e)</visual> tag in the output")
+        # Every tag counts (one tag per event is a valid layout): the union of their events.
         active = np.zeros((len(MODALITIES), len(LLP_CLASSES), N_SEGMENTS), dtype=bool)
-        for modality, body in tags:
-            for class_name, start, end in _events_in(body):
-                active[MODALITIES.index(modality.lower()), CLASS_INDEX[class_name], start:end] = True
+        for modality, tag in tags:
+            for class_name, start, end in _events_in(tag.body):
+                active[MODALITIES.index(modality), CLASS_INDEX[class_name], start:end] = True
         return {m: _runs_of(active[i]) for i, m in enumerate(MODALITIES)}
 
     def parsed_from_json(self, obj: Any, sample: Sample) -> dict[str, dict[str, list[list[int]]]]:
@@ -142,6 +163,10 @@ class AVVPTask(Task):
         counts = np.asarray(stats, dtype=np.int64).reshape(-1, 2, 3, 3, len(LLP_CLASSES))
         return avvp_scores(counts)
 
+    def unit_sums(self, samples: Sequence[Sample], stats: Sequence[Any]) -> UnitSums:
+        counts = np.asarray(stats, dtype=np.int64).reshape(-1, 2, 3, 3, len(LLP_CLASSES))
+        return UnitSums(avvp_unit_values(counts), avvp_scores_of_sums)
+
     # ---- baseline support -----------------------------------------------------------------------
     def reference_output(self, sample: Sample) -> ModelOutput:
         if "audio" not in sample.target:
@@ -174,25 +199,25 @@ class AVVPTask(Task):
 
 # ---- parsing helpers --------------------------------------------------------------------------------
 def _known_class(text: str) -> str:
-    name = _CLASS_BY_KEY.get(class_key(text))
-    if name is None:
-        raise ParseError(f"unknown AVVP event class {text.strip()!r}")
-    return name
+    return _CLASSES.match(text)
 
 
 def _events_in(body: str) -> list[tuple[str, int, int]]:
     """(class, start, end) of each range in a tag body; a range belongs to the class named before it."""
+    if clean_value(body).lower() in _NO_EVENT:
+        return []
     events, current, cursor = [], None, 0
     for match in _RANGE.finditer(body):
         name = _SEPARATORS.sub("", body[cursor:match.start()])
         if name:
             current = _known_class(name)
         elif current is None:
-            raise ParseError(f"time range {match.group(0)} without an event class")
+            raise ParseError(f"time range {shorten(match.group(0))} without an event class")
         events.append((current, *whole_second_range(match.group(1), match.group(2), N_SEGMENTS)))
         cursor = match.end()
-    if _SEPARATORS.sub("", body[cursor:]):
-        raise ParseError(f"event {body[cursor:].strip()!r} without a time range")
+    rest = _SEPARATORS.sub("", body[cursor:])
+    if rest:
+        raise ParseError(f"event {shorten(rest)!r} without a time range")
     return events
 
 
@@ -226,11 +251,10 @@ def _matrix_of_runs(events: dict[str, list[list[int]]]) -> np.ndarray:
 
 
 # ---- files --------------------------------------------------------------------------------------------
-def _video_path(root: Path, filename: str) -> Path:
-    """`videos/<filename>.mp4`, or `videos/<youtube id>.mp4` where only that exists (both layouts occur)."""
-    full = root / "videos" / f"{filename}.mp4"
-    youtube = root / "videos" / f"{filename.rsplit('_', 2)[0]}.mp4"
-    return youtube if not full.exists() and youtube.exists() else full
+def _media_path(index: MediaIndex, filename: str) -> str:
+    """`<filename>.<ext>`, or `<youtube id>.<ext>` where only that exists (both namings occur)."""
+    found = index.find(filename) or index.find(filename.rsplit("_", 2)[0])
+    return str(found) if found is not None else index.path(filename)
 
 
 def _tsv_rows(path: Path, header: tuple[str, ...]) -> list[tuple[int, list[str]]]:

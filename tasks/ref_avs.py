@@ -34,6 +34,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from avbench.datasets.layout import dataset_folder
 from avbench.errors import DataError, UnknownNameError
 from avbench.masks import read_binary_mask
 from avbench.parsing import RepeatedIds
@@ -41,15 +42,15 @@ from avbench.metrics.segmentation import (
     EVAL_SIZE,
     FrameStats,
     call_fmeasure,
-    call_iou,
     call_null_s,
     calls_of_chunks,
     calls_per_frame,
     calls_per_unit,
     frame_stats,
+    unit_call_sums,
 )
 from avbench.task import file_hash, stable_hash
-from avbench.types import ModelOutput, Sample, ScoredSample
+from avbench.types import ModelOutput, Sample, ScoredSample, UnitSums
 
 from .avsbench import VIDEO_AUDIO_BLOCKS, BinarySegmentationTask, read_gt_stack
 
@@ -103,12 +104,15 @@ class RefAVSTask(BinarySegmentationTask):
         if split not in self.splits:
             raise UnknownNameError("split", split, list(self.splits))
         wanted = ("test_s", "test_u", "test_n") if split == "test" else (split,)
-        root = Path(data_root) / self.dataset_dir
+        root = dataset_folder(data_root, "ref_avs")  # ref_avs/ or the release's refavs/ (docs/data-layout.md)
         by_subset: dict[str, list[Sample]] = {s: [] for s in wanted}
         for line, row, sample_id in self._read_rows(root / "metadata.csv"):
             if row["split"] in by_subset:
                 by_subset[row["split"]].append(self._sample(root, split, row, sample_id, line))
         return [sample for subset in wanted for sample in by_subset[subset]]
+
+    def annotation_files(self, data_root: Path, split: str) -> list[Path]:
+        return [dataset_folder(data_root, "ref_avs") / "metadata.csv"]
 
     @staticmethod
     def _read_rows(path: Path):
@@ -187,22 +191,52 @@ class RefAVSTask(BinarySegmentationTask):
         return calls_of_chunks(frames, self._rules.units_per_call)
 
     def aggregate(self, samples: Sequence[Sample], stats: Sequence[FrameStats]) -> dict[str, float]:
-        groups: dict[str, list[FrameStats]] = {}
-        for sample, unit in zip(samples, stats, strict=True):
-            groups.setdefault(sample.meta["subset"], []).append(unit)
-        metrics: dict[str, float] = {}
-        # The official script evaluates each subset in its own run: calls never span two subsets.
-        for subset in SUBSETS:
-            if subset not in groups:
-                continue
-            frames, calls = FrameStats.concat(groups[subset]), self._calls(groups[subset])
-            if subset == NULL_SUBSET:
-                metrics["s_null"] = float(call_null_s(frames, calls).mean())
+        """Per subset, the mean over calls of J, F (test_s, test_u, train, val) or S (test_n); computed
+        from `unit_sums`, so the bootstrap agrees."""
+        sums = self.unit_sums(samples, stats)
+        return {name: float(value[0]) for name, value in sums.metrics(sums.values.sum(axis=0)[None]).items()}
+
+    def unit_sums(self, samples: Sequence[Sample], stats: Sequence[FrameStats]) -> UnitSums:
+        """Units: calls of 4 expressions (`official`, resampled whole) or expressions (`crab`). Each
+        subset has its own block of the 4 `unit_call_sums` columns, as the official script evaluates
+        each subset in its own run (calls never span two subsets)."""
+        members: dict[str, list[int]] = {}
+        for index, sample in enumerate(samples):
+            members.setdefault(sample.meta["subset"], []).append(index)
+        subsets = [s for s in SUBSETS if s in members]
+        blocks, unit_of_sample, n_units = [], np.zeros(len(samples), dtype=np.int64), 0
+        for column, subset in enumerate(subsets):
+            group = [stats[i] for i in members[subset]]
+            frames = [s.n_frames for s in group]
+            calls = self._calls(group)
+            if self._rules.units_per_call is None:  # one call per frame; the unit is the expression
+                unit_of_call = calls_per_unit(frames)
+                local_unit = np.arange(len(group))
             else:
-                j_name, f_name = JF_NAMES[subset]
-                metrics[j_name] = 100.0 * float(call_iou(frames, calls).mean())
-                metrics[f_name] = float(call_fmeasure(frames, calls).mean())
-        return {name: metrics[name] for name in (*self.table_metrics, "j", "f") if name in metrics}
+                unit_of_call = np.arange(int(calls.max()) + 1 if calls.size else 0)
+                local_unit = np.arange(len(group)) // self._rules.units_per_call
+            n_local = int(local_unit.max()) + 1 if len(group) else 0
+            block = np.zeros((n_local, 4 * len(subsets)))
+            block[:, 4 * column : 4 * column + 4] = unit_call_sums(FrameStats.concat(group), calls, unit_of_call, n_local)
+            blocks.append(block)
+            unit_of_sample[members[subset]] = n_units + local_unit
+            n_units += n_local
+        values = np.concatenate(blocks) if blocks else np.zeros((0, 0))
+        names = [name for name in (*self.table_metrics, "j", "f")]
+
+        def metrics(sums: np.ndarray) -> dict[str, np.ndarray]:
+            result: dict[str, np.ndarray] = {}
+            with np.errstate(divide="ignore", invalid="ignore"):
+                for column, subset in enumerate(subsets):
+                    iou, f, s, n_calls = (sums[:, 4 * column + k] for k in range(4))
+                    if subset == NULL_SUBSET:
+                        result["s_null"] = s / n_calls
+                    else:
+                        j_name, f_name = JF_NAMES[subset]
+                        result[j_name], result[f_name] = 100.0 * iou / n_calls, f / n_calls
+            return {name: result[name] for name in names if name in result}
+
+        return UnitSums(values, metrics, unit_of_sample)
 
     # ---- baselines --------------------------------------------------------------------------------
     def reference_output(self, sample: Sample) -> ModelOutput:

@@ -41,7 +41,7 @@ def test_crab_says_it_is_not_available_in_one_line() -> None:
 @pytest.mark.parametrize(
     "args, expected",
     [
-        (["run", "--model", "nosuchmodel"], "unknown model 'nosuchmodel'; valid models: oracle, prior, random"),
+        (["run", "--model", "nosuchmodel"], "unknown model 'nosuchmodel'; valid models: crab, oracle, prior, random"),
         (["run", "--model", "random", "--tasks", "ave,nosuchtask"], "unknown task 'nosuchtask'; valid tasks: all, arig, ave"),
         (["run", "--model", "random", "--data-root", "/no/such/dir"], "data root /no/such/dir does not exist"),
     ],

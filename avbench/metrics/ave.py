@@ -36,3 +36,10 @@ def segment_accuracy(correct: np.ndarray, total: np.ndarray) -> float:
     """Pooled accuracy in percent: sum(correct) / sum(total) x 100 (0 segments -> nan)."""
     total_sum = float(np.sum(total))
     return float("nan") if total_sum == 0 else 100.0 * float(np.sum(correct)) / total_sum
+
+
+def accuracy_of_sums(sums: np.ndarray) -> dict[str, np.ndarray]:
+    """Percent accuracy from column sums (B, 2) of per-video (correct, segments): one value per row."""
+    sums = np.atleast_2d(np.asarray(sums, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {"accuracy": np.where(sums[:, 1] > 0, 100.0 * sums[:, 0] / sums[:, 1], np.nan)}

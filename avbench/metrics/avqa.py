@@ -49,26 +49,42 @@ def answers_match(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.array([normalize_answer(p) == normalize_answer(t) for p, t in zip(pred, target)], dtype=bool)
 
 
+def unit_values(correct: np.ndarray, type_ids: np.ndarray) -> np.ndarray:
+    """Per question: one-hot of its sub-type times its correctness, then the one-hot itself: (N, 2T)
+    with T = len(AVQA_QUESTION_TYPES). Column sums are (right answers, questions) per sub-type."""
+    correct = np.asarray(correct, dtype=np.float64).reshape(-1)
+    type_ids = np.asarray(type_ids, dtype=np.int64).reshape(-1)
+    one_hot = np.zeros((len(type_ids), len(AVQA_QUESTION_TYPES)))
+    one_hot[np.arange(len(type_ids)), type_ids] = 1.0
+    return np.concatenate([one_hot * correct[:, None], one_hot], axis=1)
+
+
+def avqa_accuracies_of_sums(sums: np.ndarray) -> dict[str, np.ndarray]:
+    """Percent accuracies from column sums (B, 2T) of `unit_values` rows: name -> (B,) values, NaN where
+    a sub-type or group has no question in that row. Keys as `avqa_accuracies`, all of them."""
+    sums = np.atleast_2d(np.asarray(sums, dtype=np.float64))
+    n_types = len(AVQA_QUESTION_TYPES)
+    right, asked = sums[:, :n_types], sums[:, n_types:]
+
+    def ratio(r: np.ndarray, a: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(a > 0, 100.0 * r / a, np.nan)
+
+    result = {type_key(name): ratio(right[:, t], asked[:, t]) for t, name in enumerate(AVQA_QUESTION_TYPES)}
+    modality_of = np.array([name.split("/")[0] for name in AVQA_QUESTION_TYPES])
+    for modality, key in MODALITY_KEYS.items():
+        members = modality_of == modality
+        # Pooled over the group's questions, as the official print of "Audio Accuracy" etc.
+        result[key] = ratio(right[:, members].sum(axis=1), asked[:, members].sum(axis=1))
+    result[OVERALL_KEY] = ratio(right.sum(axis=1), asked.sum(axis=1))
+    return result
+
+
 def avqa_accuracies(correct: np.ndarray, type_ids: np.ndarray) -> dict[str, float]:
     """Percent accuracies from per-question correctness and sub-type index into AVQA_QUESTION_TYPES.
 
     Keys: one per non-empty sub-type (`audio_counting`, ...), one per non-empty modality group
     (`audio`, `visual`, `audio_visual`) and `avg` (absent when there are no questions).
     """
-    correct = np.asarray(correct, dtype=np.int64).reshape(-1)
-    type_ids = np.asarray(type_ids, dtype=np.int64).reshape(-1)
-    n_types = len(AVQA_QUESTION_TYPES)
-    right = np.bincount(type_ids, weights=correct, minlength=n_types)
-    asked = np.bincount(type_ids, minlength=n_types)
-    result: dict[str, float] = {}
-    for t, name in enumerate(AVQA_QUESTION_TYPES):
-        if asked[t]:
-            result[type_key(name)] = 100.0 * right[t] / asked[t]
-    modality_of = np.array([name.split("/")[0] for name in AVQA_QUESTION_TYPES])
-    for modality, key in MODALITY_KEYS.items():
-        members = modality_of == modality
-        if asked[members].sum():
-            result[key] = 100.0 * right[members].sum() / asked[members].sum()
-    if asked.sum():
-        result[OVERALL_KEY] = 100.0 * right.sum() / asked.sum()
-    return {k: float(v) for k, v in result.items()}
+    sums = unit_values(correct, type_ids).sum(axis=0)
+    return {name: float(v[0]) for name, v in avqa_accuracies_of_sums(sums).items() if not np.isnan(v[0])}

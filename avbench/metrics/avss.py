@@ -13,8 +13,9 @@ Official reference: OpenNLPLab/AVSBench `avs_scripts/avss/utils/compute_color_me
   occurs counts as 0. The official "noBg" numbers average `[:-1]`, i.e. they drop the LAST class
   (id 70, `woman`), not the background.
 
-The per-frame work reduces to three histograms per frame (`np.bincount` over frame-offset class ids),
-so the cost is one pass over the pixels whatever the number of classes.
+The per-frame work reduces to one confusion matrix per frame (`np.bincount` over frame-offset
+(prediction, ground truth) pairs), whose diagonal, row and column sums are the three histograms of the
+official code: one pass over the pixels whatever the number of classes.
 """
 
 from __future__ import annotations
@@ -52,8 +53,12 @@ class AVSSStats:
         return cls(*(np.asarray(obj[key], dtype=np.float64) for key in ("iou_sum", "f_sum", "count")))
 
 
+#: Frames per chunk of the pixel pass: bounds the temporaries (8-byte keys for the pixels of one chunk).
+FRAME_CHUNK = 16
+
+
 def class_areas(pred: np.ndarray, target: np.ndarray, num_classes: int = NUM_CLASSES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per frame and class: intersection, predicted area, ground-truth area, each (F, C).
+    """Per frame and class: intersection, predicted area, ground-truth area, each (F, C) float64.
 
     `pred` and `target` are integer class-id maps of shape (F, H, W) (or one (H, W) frame).
     """
@@ -65,16 +70,20 @@ def class_areas(pred: np.ndarray, target: np.ndarray, num_classes: int = NUM_CLA
     for name, array in (("prediction", pred), ("ground truth", target)):
         if array.size and (array.min() < 0 or array.max() >= num_classes):
             raise ValueError(f"{name} class ids must lie in 0..{num_classes - 1}")
-    n_frames = pred.shape[0]
-    # Offset each frame's ids by frame * C, so one bincount gives every (frame, class) histogram.
-    offset = (np.arange(n_frames, dtype=np.int64) * num_classes)[:, None]
-    pred_flat = pred.reshape(n_frames, -1).astype(np.int64) + offset
-    target_flat = target.reshape(n_frames, -1).astype(np.int64) + offset
-    size = n_frames * num_classes
-    pred_area = np.bincount(pred_flat.ravel(), minlength=size).reshape(n_frames, num_classes)
-    target_area = np.bincount(target_flat.ravel(), minlength=size).reshape(n_frames, num_classes)
-    inter = np.bincount(pred_flat[pred_flat == target_flat], minlength=size).reshape(n_frames, num_classes)
-    return inter.astype(np.float64), pred_area.astype(np.float64), target_area.astype(np.float64)
+    n_frames, n_pixels = pred.shape[0], pred.shape[1] * pred.shape[2]
+    cells = num_classes * num_classes
+    confusion = np.empty((n_frames, num_classes, num_classes), dtype=np.int64)
+    for start in range(0, n_frames, FRAME_CHUNK):
+        stop = min(start + FRAME_CHUNK, n_frames)
+        # One bincount per chunk gives each frame's confusion matrix: key = frame * C^2 + pred * C + target.
+        # Built in place in bincount's own index type, so it needs no converted copy.
+        key = pred[start:stop].reshape(stop - start, n_pixels).astype(np.intp)
+        key *= num_classes
+        key += target[start:stop].reshape(stop - start, n_pixels)
+        key += (np.arange(stop - start, dtype=np.intp) * cells)[:, None]
+        confusion[start:stop] = np.bincount(key.ravel(), minlength=(stop - start) * cells).reshape(-1, num_classes, num_classes)
+    inter = np.diagonal(confusion, axis1=1, axis2=2)
+    return inter.astype(np.float64), confusion.sum(axis=2).astype(np.float64), confusion.sum(axis=1).astype(np.float64)
 
 
 def frame_scores(inter: np.ndarray, pred_area: np.ndarray, target_area: np.ndarray, beta2: float = BETA2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -115,6 +124,26 @@ def avss_scores(stats: AVSSStats, classes: ClassSelection = "all") -> dict[str, 
     if classes == "no_bg":
         miou, fscore = miou[:-1], fscore[:-1]
     return {"miou": float(miou.mean()), "f_score": float(fscore.mean())}
+
+
+def unit_values(stats: AVSSStats) -> np.ndarray:
+    """One unit's statistics as a row (3C,): summed IoU, summed F, counts. Column sums of such rows are
+    the accumulated statistics of the units, so they determine the scores (`avss_scores_of_sums`)."""
+    return np.concatenate([stats.iou_sum, stats.f_sum, stats.count])
+
+
+def avss_scores_of_sums(sums: np.ndarray, classes: ClassSelection = "all", num_classes: int = NUM_CLASSES) -> dict[str, np.ndarray]:
+    """mIoU and F-score (fractions) from column sums (B, 3C) of `unit_values` rows: name -> (B,) values."""
+    if classes not in CLASS_SELECTIONS:
+        raise ValueError(f"classes must be one of {CLASS_SELECTIONS}, got {classes!r}")
+    sums = np.atleast_2d(np.asarray(sums, dtype=np.float64))
+    iou_sum, f_sum, count = (sums[:, i * num_classes : (i + 1) * num_classes] for i in range(3))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        miou = np.nan_to_num(iou_sum / count, nan=0.0)
+        fscore = np.nan_to_num(f_sum / count, nan=0.0)
+    if classes == "no_bg":
+        miou, fscore = miou[:, :-1], fscore[:, :-1]
+    return {"miou": miou.mean(axis=1), "f_score": fscore.mean(axis=1)}
 
 
 def present_class_mean(stats: AVSSStats) -> dict[str, float]:

@@ -108,17 +108,37 @@ def video_scores(counts: np.ndarray) -> np.ndarray:
     return np.stack([audio, visual, av, (audio + visual + av) / 3.0, pooled], axis=-1)
 
 
-def avvp_scores(counts: np.ndarray) -> dict[str, float]:
-    """Percent scores over videos from stacked `unit_counts` (N, 2, 3, 3, C).
+#: Columns of `unit_values`: the ten per-video F values (level-major), then the video count.
+N_UNIT_COLUMNS = len(LEVELS) * len(PER_LEVEL) + 1
 
-    Keys `<level>_<audio|visual|av|type_av|event_av>` for level in segment/event, and `<level>_avg` =
-    the mean of that level's five numbers (Crab's "segment" and "event" columns).
+
+def unit_values(counts: np.ndarray) -> np.ndarray:
+    """Per video, its ten F values (fractions, level-major) and a 1: (N, 11). Every score is a mean over
+    videos, so the column sums of these rows (plain or bootstrap-weighted) determine all of them."""
+    per_video = video_scores(np.asarray(counts)).reshape(-1, len(LEVELS) * len(PER_LEVEL))
+    return np.concatenate([per_video, np.ones((per_video.shape[0], 1))], axis=1)
+
+
+def avvp_scores_of_sums(sums: np.ndarray) -> dict[str, np.ndarray]:
+    """Percent scores from column sums (B, 11) of `unit_values` rows: name -> (B,) values.
+
+    Keys `<level>_<audio|visual|av|type_av|event_av>` and `<level>_avg`, the mean of the level's five
+    numbers (Crab's "segment" and "event" columns). No video: NaN.
     """
-    per_video = video_scores(counts)  # (N, 2, 5)
-    means = 100.0 * per_video.mean(axis=0) if len(per_video) else np.full((2, 5), np.nan)
-    result: dict[str, float] = {}
+    sums = np.atleast_2d(np.asarray(sums, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        means = 100.0 * sums[:, :-1] / sums[:, -1:]  # (B, 10)
+    means = means.reshape(-1, len(LEVELS), len(PER_LEVEL))
+    result: dict[str, np.ndarray] = {}
     for li, level in enumerate(LEVELS):
         for ki, key in enumerate(PER_LEVEL):
-            result[f"{level}_{key}"] = float(means[li, ki])
-        result[f"{level}_avg"] = float(means[li].mean())
+            result[f"{level}_{key}"] = means[:, li, ki]
+        result[f"{level}_avg"] = means[:, li].mean(axis=1)
     return result
+
+
+def avvp_scores(counts: np.ndarray) -> dict[str, float]:
+    """Percent scores over videos from stacked `unit_counts` (N, 2, 3, 3, C): `avvp_scores_of_sums` of
+    the videos' `unit_values`."""
+    sums = unit_values(counts).sum(axis=0)
+    return {name: float(values[0]) for name, values in avvp_scores_of_sums(sums).items()}

@@ -78,3 +78,23 @@ def _ordered(boxes: np.ndarray) -> np.ndarray:
 
 def _area(boxes: np.ndarray) -> np.ndarray:
     return (boxes[:, 2] - boxes[:, 0] + 1.0) * (boxes[:, 3] - boxes[:, 1] + 1.0)
+
+
+def unit_values(ious: Sequence[float], thresholds: np.ndarray = AUC_THRESHOLDS) -> np.ndarray:
+    """Per sample: success at the cIoU threshold, success at each AUC threshold, and a 1: (N, 2 + len(thresholds)).
+    Column sums of these rows (plain or bootstrap-weighted) determine cIoU and AUC."""
+    ious = np.asarray(ious, dtype=np.float64).reshape(-1, 1)
+    hits = np.concatenate([ious >= CIOU_THRESHOLD, ious >= np.asarray(thresholds)[None, :]], axis=1)
+    return np.concatenate([hits.astype(np.float64), np.ones((len(ious), 1))], axis=1)
+
+
+def scores_of_sums(sums: np.ndarray, thresholds: np.ndarray = AUC_THRESHOLDS) -> dict[str, np.ndarray]:
+    """cIoU (percent) and AUC (fraction) from column sums (B, 2 + len(thresholds)) of `unit_values` rows."""
+    sums = np.atleast_2d(np.asarray(sums, dtype=np.float64))
+    count = sums[:, -1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ciou_values = np.where(count > 0, 100.0 * sums[:, 0] / count, np.nan)
+        rates = sums[:, 1:-1] / count[:, None]
+    steps = np.diff(np.asarray(thresholds, dtype=np.float64))
+    auc_values = np.sum(steps * (rates[:, 1:] + rates[:, :-1]) / 2.0, axis=1)
+    return {"ciou": ciou_values, "auc": np.where(count > 0, auc_values, np.nan)}

@@ -90,18 +90,65 @@ def _as_stacks(prob: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return prob, gt
 
 
+def _iou_of_counts(inter: np.ndarray, pred_pixels: np.ndarray, gt_pixels: np.ndarray, n_pixels: int) -> np.ndarray:
+    union = pred_pixels + gt_pixels - inter
+    empty = gt_pixels == 0
+    # Empty ground truth: the official code swaps in the background agreement over all pixels.
+    inter = np.where(empty, n_pixels - pred_pixels, inter)
+    union = np.where(empty, n_pixels, union)
+    return inter / (union + IOU_EPS)
+
+
 def frame_iou(prob: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """Official per-frame `mask_iou` value, shape (F,): foreground = prob > threshold."""
     prob, gt = _as_stacks(prob, gt)
-    pred = prob > np.float32(threshold)
-    n_pixels = gt.shape[1] * gt.shape[2]
-    inter = (pred & gt).sum(axis=(1, 2))
-    union = (pred | gt).sum(axis=(1, 2))
-    empty = ~gt.any(axis=(1, 2))
-    # Empty ground truth: the official code swaps in the background agreement over all pixels.
-    inter = np.where(empty, (~pred).sum(axis=(1, 2)), inter)
-    union = np.where(empty, n_pixels, union)
-    return inter / (union + IOU_EPS)
+    n_frames, n_pixels = prob.shape[0], gt.shape[1] * gt.shape[2]
+    pred = (prob > np.float32(threshold)).reshape(n_frames, n_pixels)
+    flat_gt = gt.reshape(n_frames, n_pixels)
+    inter = np.count_nonzero(pred & flat_gt, axis=1)
+    return _iou_of_counts(inter, np.count_nonzero(pred, axis=1), np.count_nonzero(flat_gt, axis=1), n_pixels)
+
+
+#: For each threshold, the smallest float32 value that reaches it (float64(x) >= threshold): comparing
+#: float32 probabilities with these edges is comparing them with the float64 thresholds, without
+#: converting every pixel to float64.
+_F32_EDGES = np.where(
+    F_THRESHOLDS.astype(np.float32).astype(np.float64) < F_THRESHOLDS,
+    np.nextafter(F_THRESHOLDS.astype(np.float32), np.float32(2)),
+    F_THRESHOLDS.astype(np.float32),
+).astype(np.float32)
+#: Frames per chunk of the pixel passes: bounds the temporaries (a few bytes per pixel of one chunk).
+FRAME_CHUNK = 32
+
+
+def threshold_bins(prob: np.ndarray) -> np.ndarray:
+    """Index of the highest threshold each float32 probability in [0, 1] reaches (int16, same shape).
+
+    The thresholds are evenly spaced, so floor(p x 254) is the bin up to one step of rounding; one
+    comparison with each neighbouring edge corrects it. Equal to `searchsorted(F_THRESHOLDS, p,
+    "right") - 1`, at a fraction of its cost.
+    """
+    guess = np.minimum((prob * np.float32(F_BINS - 1)).astype(np.int16), F_BINS - 1)
+    guess -= _F32_EDGES[guess] > prob
+    above = np.minimum(guess + 1, F_BINS - 1)
+    guess += (_F32_EDGES[above] <= prob) & (guess < F_BINS - 1)
+    return guess
+
+
+def _check_probabilities(prob: np.ndarray) -> None:
+    # A probability below 0 would reach no threshold at all and has no bin: reject it (and NaN).
+    if prob.size and not (prob.min() >= 0 and prob.max() <= 1):
+        raise ValueError("probabilities must lie in [0, 1]")
+
+
+def _chunk_histograms(p: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, pixels) float32 probabilities and booleans -> per row the 255-bin histograms (all, gt)."""
+    rows = p.shape[0]
+    # One bincount per chunk: key = row * 510 + bin * 2 + is_gt.
+    key = threshold_bins(p).astype(np.int32) * 2 + g
+    key += (np.arange(rows, dtype=np.int32) * (2 * F_BINS))[:, None]
+    counts = np.bincount(key.ravel(), minlength=rows * 2 * F_BINS).reshape(rows, F_BINS, 2)
+    return counts.sum(axis=2), counts[:, :, 1]
 
 
 def threshold_histograms(prob: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -110,30 +157,44 @@ def threshold_histograms(prob: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, 
     A pixel with probability p is positive at threshold i iff bin(p) >= i, so suffix sums of these
     histograms give #pos and TP at every threshold.
     """
+    return frame_stats_parts(prob, gt)[0:2]
+
+
+def frame_stats_parts(prob: np.ndarray, gt: np.ndarray, iou_threshold: float = 0.5
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """One chunked pass over the pixels: histograms (all, gt), IoU intersections, pixels above the IoU
+    threshold, pixels above the null-set threshold. Frames go `FRAME_CHUNK` at a time, so the memory
+    is a few bytes per pixel of one chunk whatever the number of frames (never thresholds x pixels)."""
     prob, gt = _as_stacks(prob, gt)
-    n_frames = prob.shape[0]
-    # A probability below 0 would reach no threshold at all and has no bin: reject it (and NaN).
-    if prob.size and (np.isnan(prob).any() or prob.min() < 0 or prob.max() > 1):
-        raise ValueError("probabilities must lie in [0, 1]")
-    # Bin = index of the last threshold <= p.
-    bins = np.searchsorted(F_THRESHOLDS, prob.astype(np.float64).reshape(n_frames, -1), side="right") - 1
-    flat = bins + (np.arange(n_frames, dtype=np.int64) * F_BINS)[:, None]
-    size = n_frames * F_BINS
-    hist_all = np.bincount(flat.ravel(), minlength=size).reshape(n_frames, F_BINS)
-    hist_gt = np.bincount(flat[gt.reshape(n_frames, -1)], minlength=size).reshape(n_frames, F_BINS)
-    return hist_all, hist_gt
+    _check_probabilities(prob)
+    n_frames, n_pixels = prob.shape[0], gt.shape[1] * gt.shape[2]
+    hist_all = np.empty((n_frames, F_BINS), dtype=np.int64)
+    hist_gt = np.empty((n_frames, F_BINS), dtype=np.int64)
+    inter = np.empty(n_frames, dtype=np.int64)
+    pred_pixels = np.empty(n_frames, dtype=np.int64)
+    fg_pixels = np.empty(n_frames, dtype=np.int64)
+    for start in range(0, n_frames, FRAME_CHUNK):
+        stop = min(start + FRAME_CHUNK, n_frames)
+        p = prob[start:stop].reshape(stop - start, n_pixels)
+        g = gt[start:stop].reshape(stop - start, n_pixels)
+        hist_all[start:stop], hist_gt[start:stop] = _chunk_histograms(p, g)
+        pred = p > np.float32(iou_threshold)
+        inter[start:stop] = np.count_nonzero(pred & g, axis=1)
+        pred_pixels[start:stop] = np.count_nonzero(pred, axis=1)
+        fg_pixels[start:stop] = (pred_pixels[start:stop] if iou_threshold == NULL_THRESHOLD
+                                 else np.count_nonzero(p > np.float32(NULL_THRESHOLD), axis=1))
+    return hist_all, hist_gt, _iou_of_counts(inter, pred_pixels, hist_gt.sum(axis=1), n_pixels), fg_pixels, n_pixels
 
 
 def frame_stats(prob: np.ndarray, gt: np.ndarray, iou_threshold: float = 0.5) -> FrameStats:
     """All per-frame statistics of (F, H, W) probabilities (or booleans) against (F, H, W) ground truth."""
-    prob, gt = _as_stacks(prob, gt)
-    hist_all, hist_gt = threshold_histograms(prob, gt)
+    hist_all, hist_gt, iou, fg_pixels, n_pixels = frame_stats_parts(prob, gt, iou_threshold)
     return FrameStats(
-        iou=frame_iou(prob, gt, iou_threshold),
+        iou=iou,
         f_curve=f_curves(hist_all, hist_gt).astype(np.float32),
-        gt_pixels=gt.sum(axis=(1, 2)).astype(np.int64),
-        fg_pixels=(prob > np.float32(NULL_THRESHOLD)).sum(axis=(1, 2)).astype(np.int64),
-        n_pixels=np.full(prob.shape[0], gt.shape[1] * gt.shape[2], dtype=np.int64),
+        gt_pixels=hist_gt.sum(axis=1),
+        fg_pixels=fg_pixels,
+        n_pixels=np.full(hist_all.shape[0], n_pixels, dtype=np.int64),
     )
 
 
@@ -193,6 +254,19 @@ def call_null_s(stats: FrameStats, calls: np.ndarray) -> np.ndarray:
     fg = _group_sums(stats.fg_pixels, calls, n)
     total = _group_sums(stats.n_pixels, calls, n)
     return np.sqrt(fg / np.maximum(total, 1))
+
+
+def unit_call_sums(stats: FrameStats, calls: np.ndarray, unit_of_call: np.ndarray, n_units: int) -> np.ndarray:
+    """Per resampling unit, sums over its calls of the call's IoU, F-measure and null S, and its number
+    of calls: (n_units, 4). Each metric is a mean over calls, so these column sums (plain or bootstrap-
+    weighted) determine all three: e.g. mIoU = sum of column 0 / sum of column 3."""
+    calls = np.asarray(calls, dtype=np.int64)
+    unit_of_call = np.asarray(unit_of_call, dtype=np.int64)
+    per_call = np.stack([call_iou(stats, calls), call_fmeasure(stats, calls), call_null_s(stats, calls),
+                         np.ones(_n_calls(calls))], axis=1)
+    if len(unit_of_call) != len(per_call):
+        raise ValueError(f"unit_of_call has {len(unit_of_call)} entries for {len(per_call)} calls")
+    return _group_sums(per_call, unit_of_call, n_units)
 
 
 # ---- groupings into calls ------------------------------------------------------------------------

@@ -84,7 +84,6 @@ def test_small_release_without_media(tmp_path):
 
 
 @pytest.mark.parametrize("lines, message, line", [
-    (["Category&VideoID&Quality&StartTime&EndTime", "Bark&d&good&0&3"], "no header", 1),
     (["Bark&d&good&0&3", "Bark&e&good&3"], "5 '&'-separated", 2),
     (["Bark&d&good&0&3", "Meow&e&good&0&3"], "unknown AVE category", 2),
     (["Bark&d&good&5&3"], "start <= end", 1),

@@ -123,7 +123,7 @@ def test_parse(test_split, text, answer):
     assert TASK.parse(ModelOutput(text), test_split[0]) == {"answer": answer}
 
 
-@pytest.mark.parametrize("text", ["The answer is two.", "<answer>  </answer>", "<answer>two"])
+@pytest.mark.parametrize("text", ["The answer is two.", "<answer>  </answer>", "<answer>...</answer>"])
 def test_parse_rejects_garbage(test_split, text):
     with pytest.raises(ParseError):
         TASK.parse(ModelOutput(text), test_split[0])

@@ -1,0 +1,150 @@
+"""`--model crab`: the Crab-style model as an avbench adapter.
+
+Options (CLI `avbench run --model crab ...`): `checkpoint` (a directory in our layout or the official
+release layout; required for now), `device` (cpu, cuda, cuda:N, auto), `dtype` (auto, float32,
+bfloat16, float16; auto = bfloat16 on a CUDA device that supports it, else float32),
+`max_new_tokens` (default: the task's, i.e. Crab's 500 for text tasks and 100 for segmentation).
+
+Per batch: the task's prompt is wrapped in Crab's chat framing, media are encoded and spliced in,
+all samples are decoded greedily together (left padding), and for segmentation tasks every group
+of mask tokens in the answer becomes one frame's map: probabilities (sigmoid) for S4/MS3/Ref-AVS,
+class ids (argmax over 71 classes, as Crab's AVSS inference) for AVSS.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from avbench.adapter import ModelAdapter
+from avbench.errors import AVBenchError, ModelUnavailableError
+from avbench.media import DecodedMedia, MediaSpec
+from avbench.task import Task
+from avbench.types import ModelOutput, Sample
+
+from .checkpoint import LoadedCrab, load_checkpoint
+from .preprocess import prepare_media
+from .prompts import chat_prompt, encode
+
+DEVICES = "cpu, cuda, cuda:N or auto"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+SEMANTIC_TASKS = frozenset({"avss"})
+
+
+def resolve_device(name: str | None) -> torch.device:
+    name = (name or "auto").strip()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise AVBenchError(f"unknown device {name!r}; use {DEVICES}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise AVBenchError(f"unsupported device {name!r}; use {DEVICES}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise AVBenchError(f"device {name!r} requested but CUDA is not available here")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise AVBenchError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    return device
+
+
+def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
+    name = (name or "auto").strip()
+    if name == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if name not in DTYPES:
+        raise AVBenchError(f"unknown dtype {name!r}; use auto, {', '.join(DTYPES)}")
+    if device.type == "cpu" and DTYPES[name] is torch.float16:
+        raise AVBenchError("float16 is not supported on CPU; use float32 or bfloat16")
+    return DTYPES[name]
+
+
+class CrabAdapter(ModelAdapter):
+    name = "crab"
+    description = "Crab-style audio-visual LLM (LLaMA + CLIP + BEATs + Q-Formers + I-LoRA + SAM-style decoder); needs --checkpoint DIR"
+    media_spec = MediaSpec(n_frames=10, frame_size=224, sample_rate=16000, audio_seconds=None)
+
+    def __init__(self, seed: int = 0, checkpoint: str | Path | None = None, device: str | None = None,
+                 dtype: str | None = None, max_new_tokens: int | None = None, **options: Any):
+        super().__init__(seed, checkpoint=checkpoint, device=device, dtype=dtype, max_new_tokens=max_new_tokens, **options)
+        if options:
+            raise AVBenchError(f"model 'crab' does not take the options {sorted(options)}")
+        if checkpoint is None:
+            raise ModelUnavailableError(
+                "model 'crab' is not available without weights: pass --checkpoint DIR (a crab checkpoint in avbench's layout, "
+                "e.g. one written by avbench.adapters.crab.checkpoint.write_random_checkpoint, or the official "
+                "release layout described in docs/crab.md)"
+            )
+        if max_new_tokens is not None and int(max_new_tokens) < 1:
+            raise AVBenchError(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
+        self.max_new_tokens = int(max_new_tokens) if max_new_tokens is not None else None
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        torch.manual_seed(seed)
+        self.loaded: LoadedCrab = load_checkpoint(checkpoint, device=self.device, dtype=self.dtype)
+
+    def prepare(self, task: Task, data_root: Path, split: str) -> None:
+        select = getattr(self.loaded.extra.get("official"), "select_task", None)
+        if select is not None:  # official release: AVSS and the binary tasks have their own decoder weights
+            select(self.loaded.model, task.name)
+
+    # ---- prediction ----------------------------------------------------------------------------------
+    def predict(self, task: Task, samples: Sequence[Sample], prompts: Sequence[str],
+                media: Sequence[DecodedMedia] | None = None) -> list[ModelOutput]:
+        if media is None or len(media) != len(samples):
+            raise AVBenchError("model 'crab' reads media: the runner must pass one DecodedMedia per sample "
+                               f"(got {None if media is None else len(media)} for {len(samples)} samples)")
+        model, tokenizer = self.loaded.model, self.loaded.tokenizer
+        config = self.loaded.config
+        with torch.inference_mode():
+            prepared, frame_counts = [], []
+            for sample, prompt, decoded in zip(samples, prompts, media):
+                inputs = prepare_media(task.name, sample, decoded, config.image_size)
+                ids = encode(tokenizer, chat_prompt(prompt, config.system_prompt, tokenizer.bos_token or "<s>"))
+                prepared.append(model.prepare(ids, inputs.pixels.to(self.dtype), inputs.segments, inputs.is_image))
+                frame_counts.append(inputs.pixels.shape[0])
+            budget = self.max_new_tokens or task.max_new_tokens
+            generation = model.generate(prepared, budget)
+            outputs = []
+            for index, (tokens, states) in enumerate(zip(generation.tokens, generation.states)):
+                text = tokenizer.decode(tokens, skip_special_tokens=False)
+                masks = None
+                if task.output_kind == "mask":
+                    masks = self._masks(task, tokens, states, prepared[index], frame_counts[index])
+                outputs.append(ModelOutput(text=text, masks=masks))
+        return outputs
+
+    def _masks(self, task: Task, tokens: list[int], states: torch.Tensor, prepared: Any, n_frames: int) -> list[np.ndarray] | None:
+        """One map per mask-token group, group k for frame k (groups beyond the frames are dropped);
+        None when the answer holds no complete group (the task then records a parse failure)."""
+        model = self.loaded.model
+        grouped = model.mask_groups(tokens, states)
+        per = model.config.seg.mask_tokens_per_mask
+        groups = min(grouped.shape[0] // per, n_frames)
+        if groups == 0:
+            return None
+        semantic = task.name in SEMANTIC_TASKS
+        logits = model.decode_masks(grouped[: groups * per], prepared.frame_features, list(range(groups)), semantic).float()
+        if semantic:
+            return [m for m in logits.argmax(dim=1).to(torch.int64).cpu().numpy()]
+        return [m for m in torch.sigmoid(logits[:, 0]).cpu().numpy().astype(np.float32)]
+
+    def describe(self) -> dict[str, Any]:
+        loaded = self.loaded
+        return {
+            "name": self.name,
+            "config": loaded.config.name,
+            "parameters": sum(p.numel() for p in loaded.model.parameters()),
+            "checkpoint": str(loaded.path),
+            "checkpoint_layout": loaded.layout,
+            "checkpoint_hash": loaded.checkpoint_hash,
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "device": str(self.device),
+            "max_new_tokens": self.max_new_tokens,
+        }

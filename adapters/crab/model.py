@@ -1,0 +1,234 @@
+"""The Crab-style model: CLIP + BEATs -> Q-Formers -> projections -> LLaMA (with I-LoRA) -> text,
+and mask-token hidden states -> SAM-style decoder -> per-frame masks.
+
+Composition follows GeWu-Lab/Crab `models/unified_arch.py` / `unified_llama.py`:
+- video/image: CLIP `hidden_states[l]` patch tokens for each selected layer; the visual Q-Former
+  (shared across layers) + MLP turn the LAST selected layer's tokens of each frame into
+  `visual_queries` LLM tokens; the first `image_scale_nums` layers are the mask decoder's features.
+- audio: Crab's segments -> BEATs (each segment alone) -> audio Q-Former + MLP: `audio_queries`
+  tokens per segment.
+- the prompt's `<video>`, `<image>`, `<audio>` placeholders are replaced by those tokens.
+- masks: every group of 6 mask tokens (2 scales x 3) the model emits is one mask; group k is
+  decoded against frame k's features. (Crab asks for one frame per prompt; avbench's segmentation
+  prompts ask for all frames at once, one group per frame in order.)
+
+The LLM stays a plain `LlamaForCausalLM` (inside a peft model when I-LoRA is on): usable on its own,
+e.g. for lm-eval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from .beats import BEATs, BEATsConfig
+from .config import CrabConfig
+from .generation import Generation, LeftPadded, greedy_generate, left_pad
+from .ilora import ILoRAConfig, apply_ilora
+from .mask_decoder import SegmentationHead, mask_loss
+from .projector import build_projector
+from .prompts import IGNORE_INDEX, splice_media
+from .qformer import QFormerResampler
+from .tokenizer import MASK_TOKENS
+from .vision import VisionTower
+
+
+@dataclass
+class TokenIds:
+    """Ids the model needs from its tokenizer."""
+
+    added: dict[str, int]  # Crab's 17 added tokens
+    pad: int
+    eos: int
+
+    @property
+    def mask_ids(self) -> list[int]:
+        return [self.added[t] for t in MASK_TOKENS]
+
+    def to_dict(self) -> dict:
+        return {"added": dict(self.added), "pad": self.pad, "eos": self.eos}
+
+
+@dataclass
+class PreparedSample:
+    """One sample ready for the LLM: spliced embeddings plus what the mask decoder needs."""
+
+    embeds: torch.Tensor  # (L, d)
+    labels: torch.Tensor | None  # (L,) or None (inference)
+    token_ids: torch.Tensor  # (L,) -1 on media tokens
+    frame_features: list[torch.Tensor] | None  # per decoder scale: (T, grid*grid, vision_hidden)
+    media_counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class CrabForwardOutput:
+    loss: torch.Tensor | None
+    lm_loss: torch.Tensor | None
+    mask_loss: torch.Tensor | None
+    logits: torch.Tensor  # (B, L, V)
+    mask_logits: list[torch.Tensor | None]  # per sample (G, K, S, S)
+
+
+class CrabModel(nn.Module):
+    def __init__(self, config: CrabConfig, vocab_size: int, token_ids: TokenIds):
+        super().__init__()
+        self.config = config
+        self.token_ids = token_ids
+        q = config.qformer
+        llm_config = LlamaConfig(**{**config.llm, "vocab_size": vocab_size})
+        llm_config._attn_implementation = "sdpa"
+        lm = LlamaForCausalLM(llm_config)
+        if config.ilora.enabled:
+            ilora = config.ilora
+            self.llm: nn.Module = apply_ilora(lm, ILoRAConfig(r=ilora.r, alpha=ilora.alpha, dropout=ilora.dropout,
+                                                               n_heads=ilora.n_heads, target_modules=ilora.target_modules))
+        else:
+            self.llm = lm
+        self.vision = VisionTower(config.vision, config.vision_layers)
+        self.visual_resampler = QFormerResampler(q, config.vision_hidden, q.visual_queries)
+        self.visual_projector = build_projector(q.projector_depth, q.hidden_size, config.llm_hidden)
+        self.audio_encoder = BEATs(BEATsConfig.from_dict(config.audio))
+        self.audio_resampler = QFormerResampler(q, config.audio_hidden, q.audio_queries)
+        self.audio_projector = build_projector(q.projector_depth, q.hidden_size, config.llm_hidden)
+        self.seg = SegmentationHead(config.seg, config.llm_hidden, config.vision_hidden, config.patch_grid, config.image_size)
+
+    # ---- parts ------------------------------------------------------------------------------------
+    @property
+    def causal_lm(self) -> LlamaForCausalLM:
+        """The LLaMA model itself (inside the peft wrapper when I-LoRA is on)."""
+        return self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
+
+    @property
+    def device(self) -> torch.device:
+        return self.causal_lm.lm_head.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.causal_lm.lm_head.weight.dtype
+
+    def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.causal_lm.get_input_embeddings()(ids.to(self.device))
+
+    def encode_frames(self, pixels: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(T, 3, S, S) -> LLM tokens (T * visual_queries, d) and the decoder's per-scale features."""
+        layers = self.vision(pixels.to(self.device))
+        resampled = self.visual_resampler(layers[-1])  # (T, Q, qformer)
+        tokens = self.visual_projector(resampled).reshape(-1, self.config.llm_hidden)
+        return tokens, layers[: self.config.seg.image_scale_nums]
+
+    def encode_audio(self, segments: torch.Tensor) -> torch.Tensor:
+        """(n_segments, samples) -> LLM tokens (n_segments * audio_queries, d)."""
+        features = self.audio_encoder.extract_segment_features(segments.to(self.device, torch.float32))
+        resampled = self.audio_resampler(features.to(self.dtype))
+        return self.audio_projector(resampled).reshape(-1, self.config.llm_hidden)
+
+    # ---- inputs ------------------------------------------------------------------------------------
+    def prepare(
+        self,
+        input_ids: Sequence[int],
+        pixels: torch.Tensor | None,
+        segments: torch.Tensor | None,
+        is_image: bool = False,
+        labels: Sequence[int] | None = None,
+    ) -> PreparedSample:
+        """Encode one sample's media and splice it into its token embeddings."""
+        media: dict[str, torch.Tensor] = {}
+        frame_features = None
+        if pixels is not None:
+            tokens, frame_features = self.encode_frames(pixels)
+            media["<image>" if is_image else "<video>"] = tokens
+        if segments is not None:
+            media["<audio>"] = self.encode_audio(segments)
+        spliced = splice_media(input_ids, self.embed_tokens, self.token_ids.added, media, labels)
+        return PreparedSample(spliced.embeds, spliced.labels, spliced.token_ids, frame_features, spliced.media_counts)
+
+    def _pad(self, samples: Sequence[PreparedSample]) -> LeftPadded:
+        pad = self.embed_tokens(torch.tensor([self.token_ids.pad]))[0]
+        return left_pad([s.embeds.to(self.device, self.dtype) for s in samples], pad)
+
+    # ---- masks -------------------------------------------------------------------------------------
+    def decode_masks(self, mask_states: torch.Tensor, frame_features: list[torch.Tensor], frames: Sequence[int], semantic: bool) -> torch.Tensor:
+        """mask_states (G * 6, d): groups of mask-token states in order; group g is decoded against
+        frame `frames[g]`. Returns logits (G, K, S, S), K = 1 or the number of AVSS classes."""
+        per = self.config.seg.mask_tokens_per_mask
+        groups = mask_states.shape[0] // per
+        if groups != len(frames) or mask_states.shape[0] % per:
+            raise ValueError(f"{mask_states.shape[0]} mask-token states do not make {len(frames)} groups of {per}")
+        index = torch.as_tensor(list(frames), device=frame_features[0].device)
+        features = [f.index_select(0, index) for f in frame_features]
+        return self.seg(mask_states.reshape(groups, per, -1), features, semantic)
+
+    def mask_groups(self, token_ids: Sequence[int], states: torch.Tensor) -> torch.Tensor:
+        """The states of the mask tokens among `token_ids` (in order), cut to whole groups of 6."""
+        mask_ids = set(self.token_ids.mask_ids)
+        keep = [i for i, t in enumerate(token_ids) if t in mask_ids]
+        per = self.config.seg.mask_tokens_per_mask
+        keep = keep[: len(keep) - len(keep) % per]
+        return states[keep]
+
+    # ---- training forward --------------------------------------------------------------------------
+    def forward(
+        self,
+        samples: Sequence[PreparedSample],
+        mask_frames: Sequence[Sequence[int] | None] | None = None,
+        mask_targets: Sequence[torch.Tensor | None] | None = None,
+        semantic: Sequence[bool] | None = None,
+    ) -> CrabForwardOutput:
+        """Teacher-forced pass over prompt + answer (the samples' `labels` mark the answer).
+
+        LM loss: next-token cross-entropy over labelled positions (mean, as HF). Masks: for sample i,
+        the first `6 * len(mask_frames[i])` mask tokens of its sequence make the groups (the state one
+        position before each mask token, as Crab), group g decoded against frame `mask_frames[i][g]`;
+        with `mask_targets[i]` (G, S, S) the mask loss of `mask_decoder.mask_loss` is added (summed
+        over masks, as Crab). `semantic[i]`: AVSS class logits instead of one binary logit.
+        """
+        batch = self._pad(samples)
+        out = self.causal_lm.model(inputs_embeds=batch.embeds, attention_mask=batch.attention_mask, position_ids=batch.position_ids)
+        hidden = out.last_hidden_state
+        logits = self.causal_lm.lm_head(hidden)
+        lm_loss = None
+        if all(s.labels is not None for s in samples):
+            labels = torch.full(batch.attention_mask.shape, IGNORE_INDEX, dtype=torch.long, device=self.device)
+            for row, (sample, offset) in enumerate(zip(samples, batch.offsets)):
+                labels[row, offset:] = sample.labels.to(self.device)
+            lm_loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX)
+        mask_logits: list[torch.Tensor | None] = [None] * len(samples)
+        total_mask_loss = None
+        mask_ids = set(self.token_ids.mask_ids)
+        for row, sample in enumerate(samples):
+            frames = mask_frames[row] if mask_frames is not None else None
+            if not frames:
+                continue
+            ids = sample.token_ids.tolist()
+            offset = batch.offsets[row]
+            # the state that predicts a mask token sits one position before it
+            positions = [offset + i - 1 for i, t in enumerate(ids) if t in mask_ids]
+            states = hidden[row, positions]
+            per = self.config.seg.mask_tokens_per_mask
+            states = states[: len(frames) * per]
+            is_semantic = bool(semantic[row]) if semantic is not None else False
+            mask_logits[row] = self.decode_masks(states, sample.frame_features, frames, is_semantic)
+            if mask_targets is not None and mask_targets[row] is not None:
+                loss = mask_loss(mask_logits[row], mask_targets[row].to(self.device), is_semantic)
+                total_mask_loss = loss if total_mask_loss is None else total_mask_loss + loss
+        parts = [l for l in (lm_loss, total_mask_loss) if l is not None]
+        return CrabForwardOutput(sum(parts) if parts else None, lm_loss, total_mask_loss, logits, mask_logits)
+
+    # ---- inference ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, samples: Sequence[PreparedSample], max_new_tokens: int) -> Generation:
+        return greedy_generate(self.causal_lm, self._pad(samples), max_new_tokens, self.token_ids.eos, self.token_ids.pad)
+
+
+def token_ids_from_tokenizer(tokenizer) -> TokenIds:
+    from .tokenizer import crab_token_ids
+
+    added = crab_token_ids(tokenizer)
+    if tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
+        raise ValueError("the tokenizer needs EOS and PAD tokens")
+    return TokenIds(added=added, pad=int(tokenizer.pad_token_id), eos=int(tokenizer.eos_token_id))

@@ -1,0 +1,128 @@
+"""`--model crab`: the adapter on decoded SynthAV media, its mask outputs, and the CLI end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from avbench.adapters.crab.adapter import CrabAdapter, resolve_device, resolve_dtype
+from avbench.adapters.crab.generation import Generation
+from avbench.adapters.crab.prompts import encode, mask_answer
+from avbench.cli import app
+from avbench.errors import AVBenchError, ModelUnavailableError
+from avbench.media import decode_media
+from avbench.registry import get_model, get_task
+from avbench.scoring import parse_output
+
+ALL_TASKS = ("ave", "avvp", "music_avqa", "arig", "s4", "ms3", "avss", "ref_avs")
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_checkpoint: Path) -> CrabAdapter:
+    return get_model("crab", checkpoint=str(tiny_checkpoint), max_new_tokens=6)
+
+
+def _batch(task_name: str, root: Path, adapter: CrabAdapter, n: int = 2):
+    task = get_task(task_name)
+    samples = task.load(root, task.default_split)[:n]
+    return task, samples, [task.build_prompt(s) for s in samples], [decode_media(s, adapter.media_spec) for s in samples]
+
+
+def test_options_are_checked(tiny_checkpoint: Path) -> None:
+    with pytest.raises(ModelUnavailableError, match="--checkpoint DIR"):
+        get_model("crab")
+    with pytest.raises(AVBenchError, match="unknown dtype 'float8'"):
+        CrabAdapter(checkpoint=tiny_checkpoint, dtype="float8")
+    with pytest.raises(AVBenchError, match="does not take the options"):
+        CrabAdapter(checkpoint=tiny_checkpoint, temperature=0.7)
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    assert resolve_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
+    if not torch.cuda.is_available():
+        with pytest.raises(AVBenchError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+
+
+def test_every_task_gets_one_deterministic_output_per_sample(adapter: CrabAdapter, synthav_tiny: Path) -> None:
+    for name in ALL_TASKS:
+        task, samples, prompts, media = _batch(name, synthav_tiny, adapter)
+        first = adapter.predict(task, samples, prompts, media=media)
+        assert len(first) == len(samples) and all(isinstance(o.text, str) for o in first), name
+        for output, sample in zip(first, samples):
+            parse_output(task, sample, output)  # never raises: failures are recorded
+        if name in ("ave", "s4"):
+            again = adapter.predict(task, samples[::-1], prompts[::-1], media=media[::-1])
+            assert [o.text for o in again] == [o.text for o in first[::-1]], name
+    info = adapter.describe()
+    assert info["config"] == "crab-tiny" and info["dtype"] == "float32" and info["device"] == "cpu"
+    assert info["checkpoint_layout"] == "avbench" and len(info["checkpoint_hash"]) == 16 and info["parameters"] > 10**6
+
+
+@pytest.mark.parametrize("name", ["s4", "ms3", "avss", "ref_avs"])
+def test_mask_groups_become_one_map_per_frame(adapter: CrabAdapter, synthav_tiny: Path, monkeypatch, name: str) -> None:
+    """With an answer holding one mask-token group per frame (generation stubbed: an untrained model
+    rarely emits them), the adapter decodes one map per listed frame, in the task's format."""
+    task, samples, prompts, media = _batch(name, synthav_tiny, adapter, n=1)
+    model, tokenizer = adapter.loaded.model, adapter.loaded.tokenizer
+    n_frames = len(samples[0].media["frames"])
+    answer = encode(tokenizer, "The object is a dog. " + mask_answer(n_frames))
+    states = torch.randn(len(answer), adapter.loaded.config.llm_hidden, generator=torch.Generator().manual_seed(1))
+    monkeypatch.setattr(model, "generate", lambda prepared, budget: Generation([answer], [states]))
+    output = adapter.predict(task, samples, prompts, media=media)[0]
+    assert output.masks is not None and len(output.masks) == n_frames
+    for mask in output.masks:
+        assert mask.shape == (224, 224)
+        if name == "avss":
+            assert mask.dtype == np.int64 and 0 <= mask.min() and mask.max() < 71
+        else:
+            assert mask.dtype == np.float32 and 0.0 <= mask.min() and mask.max() <= 1.0
+    prediction = parse_output(task, samples[0], output)
+    assert prediction.ok, prediction.parse_error
+    # frame k's map comes from group k against frame k: the first map equals decoding group 0 alone
+    with torch.inference_mode():
+        from avbench.adapters.crab.preprocess import prepare_media
+
+        inputs = prepare_media(name, samples[0], media[0], 224)
+        _, features = model.encode_frames(inputs.pixels)
+        keep = [i for i, t in enumerate(answer) if t in set(model.token_ids.mask_ids)][:6]
+        logits = model.decode_masks(states[keep], features, [0], semantic=name == "avss")
+    expected = logits[0].argmax(0).numpy() if name == "avss" else torch.sigmoid(logits[0, 0]).numpy()
+    np.testing.assert_allclose(output.masks[0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_no_mask_tokens_means_no_maps(adapter: CrabAdapter, synthav_tiny: Path, monkeypatch) -> None:
+    task, samples, prompts, media = _batch("s4", synthav_tiny, adapter, n=1)
+    model = adapter.loaded.model
+    answer = encode(adapter.loaded.tokenizer, "A dog barks.")
+    monkeypatch.setattr(model, "generate", lambda p, b: Generation([answer], [torch.zeros(len(answer), 128)]))
+    output = adapter.predict(task, samples, prompts, media=media)[0]
+    assert output.masks is None and not parse_output(task, samples[0], output).ok
+
+
+def test_predict_requires_media(adapter: CrabAdapter, synthav_tiny: Path) -> None:
+    task, samples, prompts, _ = _batch("ave", synthav_tiny, adapter, n=1)
+    with pytest.raises(AVBenchError, match="reads media"):
+        adapter.predict(task, samples, prompts)
+
+
+def test_cli_runs_every_task_end_to_end(tiny_checkpoint: Path, synthav_tiny: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, [
+        "run", "--model", "crab", "--checkpoint", str(tiny_checkpoint), "--tasks", "all", "--limit", "2",
+        "--max-new-tokens", "8", "--synthav-size", "tiny", "--device", "cpu", "--dtype", "float32",
+        "--output-dir", str(out), "--bootstrap", "0",
+    ])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert sorted(results["tasks"]) == sorted(ALL_TASKS)
+    assert all(results["tasks"][t]["n_samples"] == 2 for t in ALL_TASKS)
+    model_info = json.dumps(results)
+    assert "crab-tiny" in model_info and "checkpoint_hash" in model_info
+    for name in ALL_TASKS:
+        lines = (out / f"{name}_test.jsonl").read_text().splitlines()
+        assert len(lines) == 2 and all(json.loads(line)["raw_output"] is not None for line in lines)
