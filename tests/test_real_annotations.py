@@ -164,7 +164,7 @@ def test_example_masks_binary_and_palette(avdata: Path) -> None:
     from PIL import Image
 
     from avbench.masks import read_binary_mask
-    from tasks.avss import read_class_map
+    from avbench.tasks.avss import read_class_map
 
     for name in ("s4/0.png", "ms3/1.png", "ref-avs/00007.png"):
         with Image.open(avdata / "examples" / name) as image:

@@ -32,8 +32,8 @@ from metrics.official_reference import (
     mask_iou,
     refavs_test,
 )
-from tasks.avsbench import S4Task
-from tasks.ref_avs import RefAVSTask
+from avbench.tasks.avsbench import S4Task
+from avbench.tasks.ref_avs import RefAVSTask
 
 C, T = 25, 10
 
