@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -21,7 +23,7 @@ from .registry import (
     TASK_GROUPS, UNAVAILABLE_MODELS, expand_tasks, get_model, get_task, model_class, model_names, task_class, task_names,
 )
 from .results import (
-    FAMILY_HEADER, METRIC_HEADER, RESULTS_FILE_NAME, build_results, family_rows, interval_note, markdown_table, metric_rows,
+    FAMILY_HEADER, METRIC_HEADER, RESULTS_FILE_NAME, TABLE_NOTE, build_results, family_rows, interval_note, markdown_table, metric_rows,
     write_results,
 )
 from .runner import RunConfig, run
@@ -34,7 +36,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# Rich assumes 80 columns when stdout is not a terminal (CI logs, `| tee`); the summary table needs
+# about 100, so piped output gets 120 unless COLUMNS says otherwise.
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120)
 err_console = Console(stderr=True)
 
 app.add_typer(data_app, name="data")
@@ -115,22 +119,25 @@ def _warn_loudly(message: str) -> None:
 
 
 def _print_table(results: dict[str, Any], title: str) -> None:
-    numeric = {"value", "samples", "parse failures", "score"}
-    for header, rows, caption in (
-        (METRIC_HEADER, metric_rows(results), title),
-        (FAMILY_HEADER, family_rows(results), "family score = mean of the family's primary metrics"),
+    numeric = {"value", "interval", "samples", "failed", "score"}
+    console.print(title, highlight=False, markup=False, style="bold")
+    for header, rows, notes in (
+        (METRIC_HEADER, metric_rows(results), (TABLE_NOTE, interval_note(results))),
+        (FAMILY_HEADER, family_rows(results), ("family score = mean of the family's primary metrics (%)",)),
     ):
         if not rows:
             continue
-        table = Table(title=caption, title_justify="left")
+        table = Table()
         for column in header:
-            # a value and its interval stay on one line
-            table.add_column(column, justify="right" if column in numeric else "left", no_wrap=column == "value")
+            # an interval stays on one line; a narrow terminal folds names, never cuts them
+            table.add_column(column, justify="right" if column in numeric else "left", no_wrap=column == "interval",
+                             overflow="fold")
         for row in rows:
             table.add_row(*(escape(cell) for cell in row))
         console.print(table)
-        if header is METRIC_HEADER and (note := interval_note(results)):
-            console.print(note, highlight=False, markup=False)
+        for note in notes:
+            if note:
+                console.print(note, highlight=False, markup=False, style="dim")
 
 
 @app.command(

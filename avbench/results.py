@@ -108,22 +108,25 @@ def _json_number(value: float) -> float | None:
 
 
 def interval_note(results: dict[str, Any]) -> str | None:
-    """One line saying what the bracketed intervals are, or None when the results have none."""
+    """One line saying what the interval column holds, or None when the results have none."""
     for entry in results["tasks"].values():
         if "bootstrap" in entry:
             b = entry["bootstrap"]
-            return (f"[low, high]: {100 * b['level']:g} % {b['method']} bootstrap interval, {b['n_resamples']} resamples "
+            return (f"interval: {100 * b['level']:g} % {b['method']} bootstrap interval, {b['n_resamples']} resamples "
                     f"of the samples (seed {b['seed']}).")
     return None
 
 
-def format_with_interval(value: float | None, interval: Sequence[float | None] | None, fraction: bool = False) -> str:
-    """`80.15 [78.90, 81.40]`: the value and, when known, its interval in the same format."""
-    text = format_value(value, fraction)
-    if interval is None or value is None or math.isnan(value):
-        return text
+TABLE_NOTE = ("failed: samples whose output could not be parsed or whose media could not be decoded, "
+              "scored as wrong answers / empty predictions; ↓: lower is better.")
+
+
+def format_interval(interval: Sequence[float | None] | None, fraction: bool = False) -> str:
+    """`[78.90, 81.40]` in the metric's own format, or "" when there is none."""
+    if interval is None or any(b is None or math.isnan(b) for b in interval):
+        return ""
     low, high = (format_value(b, fraction) for b in interval)
-    return f"{text} [{low}, {high}]"
+    return f"[{low}, {high}]"
 
 
 def format_value(value: float | None, fraction: bool = False) -> str:
@@ -133,7 +136,7 @@ def format_value(value: float | None, fraction: bool = False) -> str:
     return f"{value:.3f}" if fraction else f"{value:.2f}"
 
 
-METRIC_HEADER = ["task", "split", "metric", "value", "samples", "parse failures"]
+METRIC_HEADER = ["task", "split", "metric", "value", "interval", "samples", "failed"]
 FAMILY_HEADER = ["family", "tasks", "score"]
 
 
@@ -144,14 +147,16 @@ def metric_rows(results: dict[str, Any]) -> list[list[str]]:
         task = get_task(name)
         # a split may report other metrics than the test split (e.g. Ref-AVS val has plain j and f)
         shown = [m for m in task.table_metrics if m in entry["metrics"]] or list(entry["metrics"])
+        failed = entry["n_parse_failures"] + entry.get("n_media_errors", 0)
         for i, metric in enumerate(shown):
-            label = metric + (" (lower is better)" if metric in task.lower_is_better else "")
-            value = format_with_interval(entry["metrics"][metric], entry.get("intervals", {}).get(metric),
-                                         metric in task.fraction_metrics)
+            label = metric + (" ↓" if metric in task.lower_is_better else "")
+            fraction = metric in task.fraction_metrics
+            value = entry["metrics"][metric]
+            interval = entry.get("intervals", {}).get(metric) if value is not None and not math.isnan(value) else None
             first = i == 0
             rows.append([
-                name if first else "", entry["split"] if first else "", label, value,
-                str(entry["n_samples"]) if first else "", str(entry["n_parse_failures"]) if first else "",
+                name if first else "", entry["split"] if first else "", label, format_value(value, fraction),
+                format_interval(interval, fraction), str(entry["n_samples"]) if first else "", str(failed) if first else "",
             ])
     return rows
 
@@ -168,7 +173,7 @@ def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def markdown_table(results: dict[str, Any]) -> str:
     """The summary as GitHub/pandoc markdown tables, ready to paste into a paper draft or README."""
-    lines = _markdown(METRIC_HEADER, metric_rows(results))
+    lines = _markdown(METRIC_HEADER, metric_rows(results)) + ["", TABLE_NOTE]
     if note := interval_note(results):
         lines += ["", note]
     if results["families"]:
