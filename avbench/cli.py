@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from .console import console, err_console
 from . import __version__
 from .bootstrap import DEFAULT_RESAMPLES, BootstrapConfig
 from .cli_data import data_app
@@ -36,10 +34,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# Rich assumes 80 columns when stdout is not a terminal (CI logs, `| tee`); the summary table needs
-# about 100, so piped output gets 120 unless COLUMNS says otherwise.
-console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120)
-err_console = Console(stderr=True)
 
 app.add_typer(data_app, name="data")
 

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .console import console, err_console
 from .datacheck import CheckReport, check_task
 from .errors import AVBenchError
 from .media import MediaSpec
@@ -17,8 +17,6 @@ from .registry import expand_tasks, get_task
 
 data_app = typer.Typer(help="Check data set copies: layout, sample counts, data version, media files.",
                        no_args_is_help=True)
-console = Console()
-err_console = Console(stderr=True)
 
 #: Most problems listed per task; the rest are counted.
 MAX_LISTED = 50

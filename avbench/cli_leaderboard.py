@@ -10,14 +10,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .console import console, err_console
 from .errors import AVBenchError
 
-console = Console()
-err_console = Console(stderr=True)
 
 leaderboard_app = typer.Typer(
     help="Leaderboard JSON (leaderboard/SCHEMA.md): add a results file, show it, render markdown or a static web page.",
