@@ -21,8 +21,20 @@ Variants (`variant=` option):
   pixels; each is averaged over calls.
 - `crab`: Crab's `inference_ref_avs*` scripts call the same functions one frame at a time with
   threshold 0.5: J, F and S are means over frames (so a frame with empty ground truth has F = 0).
-Both evaluate at 224 x 224 (the official Ref-AVS script uses 256 x 256 and bilinear-resized masks;
-Crab's loader, whose numbers the paper reports, uses 224 and nearest neighbour).
+Resolution (`eval_size=` option, recorded in the results):
+- `official` evaluates at 256 x 256 as GeWu-Lab/Ref-AVS: ground truth as `datasets/dataset_refavs.py`
+  loads it (cv2 INTER_LINEAR to 256 x 256 on the 8-bit image, grey, foreground = value > 0;
+  `_ref_avs_masks`), predictions of another size resized as `models/local/mask2former/
+  image_processor_m2f.py` resizes its masks (torch bilinear, align_corners=False; booleans as 0/1),
+  then thresholded by the metric functions. The official model resizes its logits and the metrics
+  apply the sigmoid; avbench maps are probabilities (logits are refused, docs/parsing.md), so a map
+  already at 256 x 256 is scored exactly as the official code scores the same probabilities, and a
+  map of another size is resized as a probability map.
+- `crab` evaluates at 224 x 224 as Crab's loader: ground truth by nearest neighbour, predictions of
+  another size by nearest (booleans) or bilinearly (probabilities).
+The oracle answers with the ground truth at the evaluation size, so it scores the maximum; a binary
+mask at the original resolution would not (bilinear resizing and p > 0.4 shrink what the official
+loader's value > 0 dilates).
 """
 
 from __future__ import annotations
@@ -35,8 +47,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from avbench.datasets.layout import dataset_folder
-from avbench.errors import DataError, UnknownNameError
-from avbench.masks import read_binary_mask
+from avbench.errors import AVBenchError, DataError, UnknownNameError
+from avbench.masks import decode_map, read_binary_mask
 from avbench.parsing import RepeatedIds
 from avbench.metrics.segmentation import (
     EVAL_SIZE,
@@ -47,12 +59,16 @@ from avbench.metrics.segmentation import (
     calls_per_frame,
     calls_per_unit,
     frame_stats,
+    interpolate_bilinear,
+    resize_nearest,
+    to_eval_map,
     unit_call_sums,
 )
 from avbench.task import file_hash, stable_hash
 from avbench.types import ModelOutput, Sample, ScoredSample, UnitSums
 
-from .avsbench import VIDEO_AUDIO_BLOCKS, BinarySegmentationTask, read_gt_stack
+from ._ref_avs_masks import OFFICIAL_SIZE, read_official_mask
+from .avsbench import VIDEO_AUDIO_BLOCKS, BinarySegmentationTask, calibrate_prior, positive_int_option
 
 METADATA_COLUMNS = ("vid", "uid", "split", "fid", "exp")
 SUBSETS = ("train", "val", "test_s", "test_u", "test_n")
@@ -70,11 +86,18 @@ class RefAVSVariant:
     #: Expressions per call of the metric functions; None = one call per frame.
     units_per_call: int | None
     description: str
+    #: Default side of the square the masks are compared on.
+    eval_size: int
+    #: True: official loader and post-processing resizing (`_ref_avs_masks`, torch bilinear);
+    #: False: Crab's (nearest-neighbour ground truth, `to_eval_map` for predictions).
+    official_resize: bool
 
 
 VARIANTS = {
-    "official": RefAVSVariant(0.4, 4, "Ref-AVS test(): J at p > 0.4, F and S per call of 4 expressions (40 frames)"),
-    "crab": RefAVSVariant(0.5, None, "Crab scripts: J at p > 0.5, J, F and S as means over frames"),
+    "official": RefAVSVariant(0.4, 4, "Ref-AVS test(): J at p > 0.4, F and S per call of 4 expressions (40 frames); "
+                              "masks bilinearly resized (ground truth > 0)", OFFICIAL_SIZE, True),
+    "crab": RefAVSVariant(0.5, None, "Crab scripts: J at p > 0.5, J, F and S as means over frames; "
+                          "nearest-neighbour ground truth", EVAL_SIZE, False),
 }
 
 
@@ -89,15 +112,20 @@ class RefAVSTask(BinarySegmentationTask):
     lower_is_better = frozenset({"s_null"})
     fraction_metrics = frozenset({"f_seen", "f_unseen", "f", "s_null"})
     description = "Ref-AVS: segment the object a text expression refers to (J %, F, null-set S)"
+    #: 2: `official` evaluates at 256 x 256 with the official resizing (version 1: 224, nearest neighbour).
+    TASK_VERSION = 2
 
-    def __init__(self, variant: str = "official"):
+    def __init__(self, variant: str = "official", eval_size: int | str | None = None):
         if variant not in VARIANTS:
             raise UnknownNameError("Ref-AVS variant", variant, list(VARIANTS))
         self.variant = variant
         self._rules = VARIANTS[variant]
+        self.eval_size = self._rules.eval_size if eval_size is None else positive_int_option("eval_size", eval_size)
+        if self.eval_size > 4096:
+            raise AVBenchError(f"option eval_size must be at most 4096, got {self.eval_size}")
 
     def variants(self) -> dict[str, str]:
-        return {"metrics": self.variant, "definition": self._rules.description}
+        return {"metrics": self.variant, "definition": self._rules.description, "eval_size": str(self.eval_size)}
 
     # ---- data -------------------------------------------------------------------------------------
     def load(self, data_root: Path, split: str) -> list[Sample]:
@@ -168,10 +196,25 @@ class RefAVSTask(BinarySegmentationTask):
         )
 
     # ---- scoring ----------------------------------------------------------------------------------
+    def _read_mask(self, path: str) -> np.ndarray:
+        """One ground-truth mask at the evaluation size, resized as the variant's loader does (bool)."""
+        if self._rules.official_resize:
+            return read_official_mask(path, self.eval_size)
+        return resize_nearest(read_binary_mask(path), self.eval_size)
+
     def _gt(self, sample: Sample) -> np.ndarray:
+        size = self.eval_size
         if sample.target["null"]:
-            return np.zeros((self.n_frames(sample), EVAL_SIZE, EVAL_SIZE), dtype=bool)
-        return read_gt_stack(sample.target["masks"])
+            return np.zeros((self.n_frames(sample), size, size), dtype=bool)
+        return np.stack([self._read_mask(p) for p in sample.target["masks"]])
+
+    def predicted_maps(self, parsed: Any | None, n_frames: int) -> np.ndarray:
+        """(F, eval_size, eval_size) float32 probabilities; a parse failure is the empty prediction."""
+        size = self.eval_size
+        if parsed is None:
+            return np.zeros((n_frames, size, size), dtype=np.float32)
+        resize = interpolate_bilinear if self._rules.official_resize else to_eval_map
+        return np.stack([resize(decode_map(m), size) for m in parsed["masks"]])
 
     def score(self, sample: Sample, parsed: Any | None) -> ScoredSample:
         stats = frame_stats(self.predicted_maps(parsed, self.n_frames(sample)), self._gt(sample), self._rules.j_threshold)
@@ -241,12 +284,22 @@ class RefAVSTask(BinarySegmentationTask):
     # ---- baselines --------------------------------------------------------------------------------
     def reference_output(self, sample: Sample) -> ModelOutput:
         expression, n = sample.inputs["expression"].rstrip("."), self.n_frames(sample)
+        size = self.eval_size
         if sample.target["null"]:
             text = f"{expression} is not in the video. " + self.mask_text(n)
-            return ModelOutput(text, [np.zeros((EVAL_SIZE, EVAL_SIZE), dtype=bool) for _ in range(n)])
+            return ModelOutput(text, [np.zeros((size, size), dtype=bool) for _ in range(n)])
         text = f"{expression} is the {sample.target['referent']}. " + self.mask_text(n)
-        return ModelOutput(text, [read_binary_mask(p) for p in sample.target["masks"]])
+        # The ground truth as scored (evaluation size): at its file's resolution the official bilinear
+        # resize and p > 0.4 would not give back the loader's dilated (value > 0) mask.
+        return ModelOutput(text, [self._read_mask(p) for p in sample.target["masks"]])
 
     def fit_prior(self, train_samples: Sequence[Sample]) -> np.ndarray:
-        """The mean ground-truth mask (224 x 224) over every frame of every train expression."""
-        return self.mean_mask([p for s in train_samples for p in s.target["masks"]])
+        """The mean ground-truth mask at the evaluation size (as scored) over every frame of every train
+        expression, calibrated as the other segmentation priors (`calibrate_prior`). A file listed k times
+        counts k times but is read once."""
+        paths = np.asarray([p for s in train_samples for p in s.target["masks"]], dtype=str)
+        unique, counts = np.unique(paths, return_counts=True)
+        total = np.zeros((self.eval_size, self.eval_size), dtype=np.float64)
+        for path, count in zip(unique, counts):
+            total += count * self._read_mask(str(path))
+        return calibrate_prior((total / max(int(counts.sum()), 1)).astype(np.float32))

@@ -323,6 +323,23 @@ def resize_bilinear(prob: np.ndarray, size: int = EVAL_SIZE) -> np.ndarray:
     return (rows[:, c0] * (1 - cw)[None, :] + rows[:, c1] * cw[None, :]).astype(np.float32)
 
 
+def interpolate_bilinear(array: np.ndarray, size: int) -> np.ndarray:
+    """A 2-D map (booleans as 0/1) resized to size x size exactly as the official Ref-AVS post-processing
+    resizes its masks: `torch.nn.functional.interpolate(mode="bilinear", align_corners=False)`, no
+    anti-aliasing, in float32. torch itself rather than `resize_bilinear`, so that every value, hence every
+    threshold decision, is the official one to the last bit (numpy's float64 weights may differ by an ulp)."""
+    import torch  # only the Ref-AVS official variant needs it; keeps `import avbench` light
+
+    prob = np.asarray(array, dtype=np.float32)
+    if prob.ndim != 2:
+        raise ValueError(f"a map must be 2-D, got shape {prob.shape}")
+    if prob.shape == (size, size):
+        return prob
+    resized = torch.nn.functional.interpolate(torch.from_numpy(np.ascontiguousarray(prob))[None, None], size=(size, size),
+                                              mode="bilinear", align_corners=False, antialias=False)
+    return resized[0, 0].numpy()
+
+
 def to_eval_map(array: np.ndarray, size: int = EVAL_SIZE) -> np.ndarray:
     """A predicted map as float32 probabilities at size x size: booleans by nearest, probabilities bilinearly."""
     array = np.asarray(array)

@@ -19,8 +19,11 @@ Sources (read, not copied):
 - OpenNLPLab/AVSBench `avs_scripts/avs_s4/utils/utility.py` (`mask_iou`, `_eval_pr`, `Eval_Fmeasure`),
   `avs_scripts/avs_s4/test.py` (loop over test batches, `AverageMeter`),
   `avs_scripts/avss/utils/compute_color_metrics.py` (`_batch_miou_fscore`) and `avs_scripts/avss/test.py`;
-- GeWu-Lab/Ref-AVS `utils/metric/utility.py` (`mask_iou` at 0.4, `Eval_Fmeasure`, `metric_s_for_null`)
-  and `scripts/train.py:test` (batches of 4 expressions x 10 frames);
+- GeWu-Lab/Ref-AVS `utils/metric/utility.py` (`mask_iou` at 0.4, `Eval_Fmeasure`, `metric_s_for_null`),
+  `scripts/train.py:test` (batches of 4 expressions x 10 frames), `datasets/dataset_refavs.py` (masks:
+  cv2.imread, cv2.resize to 256 x 256, grey > 0) and `models/local/mask2former/image_processor_m2f.py`
+  (predictions: bilinear to 256 x 256, align_corners=False); OpenCV 4.10 `imgproc/src/resize.cpp` for
+  cv2.resize's fixed-point INTER_LINEAR;
 - GeWu-Lab/Crab `utils/avss_utils.py` and `scripts/finetune/inference_hyper_lora.py` (the same
   functions called per frame).
 ARIG has no official script (METRICS.md); its reference follows avbench's written definition.
@@ -339,6 +342,77 @@ def refavs_test(expressions: Sequence[tuple[np.ndarray, np.ndarray]], null: bool
     if null:
         return {"s": float(np.mean(ss))}
     return {"j": 100 * float(np.mean(js)), "f": float(np.mean(fs))}
+
+
+def _cv2_taps_of(d: int, src: int, dst: int, clamp_weights: bool) -> tuple[int, int, int, int]:
+    """OpenCV INTER_LINEAR for one output index `d` (resize.cpp, generic path, 8-bit): source position in
+    float32, floor, fraction; weights (1 - f, f) x 2048 rounded half-to-even; columns out of range take
+    the border pixel with weights (2048, 0), rows only clamp their two indices."""
+    f = np.float32((d + 0.5) * (1.0 / (dst / src)) - 0.5)
+    s = int(np.floor(f))
+    f = np.float32(f - np.float32(s))
+    if clamp_weights and s < 0:
+        s, f = 0, np.float32(0)
+    if clamp_weights and s >= src - 1:
+        s, f = src - 1, np.float32(0)
+    w0 = int(np.rint(np.float32(np.float32(1) - f) * np.float32(2048)))
+    w1 = int(np.rint(f * np.float32(2048)))
+    return min(max(s, 0), src - 1), min(max(s + 1, 0), src - 1), w0, w1
+
+
+def refavs_cv2_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """`cv2.resize(gray_uint8, (size, size))` (INTER_LINEAR) pixel by pixel: the horizontal pass in exact
+    integers, the vertical one as OpenCV's SIMD kernel (h >> 4, times the row weight, >> 16, summed,
+    + 2, >> 2, saturated); an exact 2x halving is OpenCV's INTER_AREA ((sum of 4 + 2) >> 2); same size copies."""
+    height, width = image.shape
+    if (height, width) == (size, size):
+        return image.copy()
+    out = np.zeros((size, size), dtype=np.uint8)
+    img = image.astype(np.int64)
+    for dy in range(size):
+        for dx in range(size):
+            if height == 2 * size and width == 2 * size:
+                block = img[2 * dy, 2 * dx] + img[2 * dy, 2 * dx + 1] + img[2 * dy + 1, 2 * dx] + img[2 * dy + 1, 2 * dx + 1]
+                out[dy, dx] = (int(block) + 2) >> 2
+                continue
+            x0, x1, a0, a1 = _cv2_taps_of(dx, width, size, True)
+            y0, y1, b0, b1 = _cv2_taps_of(dy, height, size, False)
+            h0 = int(img[y0, x0]) * a0 + int(img[y0, x1]) * a1
+            h1 = int(img[y1, x0]) * a0 + int(img[y1, x1]) * a1
+            value = (((h0 >> 4) * b0) >> 16) + (((h1 >> 4) * b1) >> 16)
+            out[dy, dx] = min(max((value + 2) >> 2, 0), 255)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def refavs_gt_mask(path: str, size: int = 256) -> torch.Tensor:
+    """`REFAVS.__getitem__`'s mask for a grey PNG: cv2.imread (three equal channels), cv2.resize to
+    size x size, BGR2GRAY (the value itself for equal channels), `torch.as_tensor(gray > 0, float32)`."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        if image.mode != "L":
+            raise ValueError(f"the reference reads grey (mode L) masks only, got {image.mode}")
+        gray = np.asarray(image, dtype=np.uint8)
+    return torch.as_tensor(refavs_cv2_resize(gray, size) > 0, dtype=torch.float32)
+
+
+@_one_thread
+def refavs_official_pipeline(expressions: Sequence[tuple[Sequence[np.ndarray], Sequence[str] | None]], null: bool,
+                             size: int = 256) -> dict[str, float]:
+    """The official path from a model's maps and the ground-truth files to the numbers of one subset:
+    each map resized as `image_processor_m2f.post_process_semantic_segmentation` resizes its output
+    (`F.interpolate(bilinear, align_corners=False)` to size x size; booleans as 0/1), the masks loaded as
+    `refavs_gt_mask`, then `scripts/train.py:test` (`refavs_test`). Null expressions have no files: their
+    masks (never read by S) are zeros."""
+    prepared = []
+    for maps, paths in expressions:
+        probs = [torch.nn.functional.interpolate(torch.from_numpy(np.asarray(m, dtype=np.float32))[None, None],
+                                                 size=(size, size), mode="bilinear", align_corners=False)[0, 0]
+                 for m in maps]
+        masks = torch.zeros((len(maps), size, size)) if paths is None else torch.stack([refavs_gt_mask(p, size) for p in paths])
+        prepared.append((torch.stack(probs).numpy(), masks.numpy() > 0))
+    return refavs_test(prepared, null=null)
 
 
 # ---- AVSS (avss/utils/compute_color_metrics.py:_batch_miou_fscore, avss/test.py) --------------------

@@ -30,6 +30,7 @@ from metrics.official_reference import (
     crab_per_frame,
     eval_fmeasure,
     mask_iou,
+    refavs_official_pipeline,
     refavs_test,
 )
 from avbench.tasks.avsbench import S4Task
@@ -223,6 +224,77 @@ def test_ref_avs_crab_variant_calls_per_frame_at_05():
     from metrics.official_reference import metric_s_for_null
 
     assert fast["s_null"] == pytest.approx(np.mean([metric_s_for_null(f) for f in null_frames]), abs=1e-6)
+
+
+#: Probabilities around the Ref-AVS thresholds that survive the 8-bit storage of predicted maps
+#: unchanged (k / 255): 102 / 255 is 0.4 itself in float32; 127 / 255 and 128 / 255 straddle 0.5.
+NEAR_THRESHOLDS = np.array([0, 101, 102, 103, 127, 128, 255], dtype=np.float32) / np.float32(255)
+
+
+def crafted_map(rng: np.random.Generator, size: int, kind: int) -> np.ndarray:
+    """A predicted map: a boolean blob, an empty map, or a blob whose pixels sit near 0.4 / 0.5 on a
+    background of small values, so that bilinear resizing moves pixels across the thresholds."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    blob = (yy - rng.uniform(0.2, 0.8)) ** 2 + (xx - rng.uniform(0.2, 0.8)) ** 2 < rng.uniform(0.02, 0.15)
+    if kind == 0:
+        return blob
+    if kind == 1:
+        return np.zeros((size, size), bool)
+    inside = rng.choice(NEAR_THRESHOLDS[1:], size=(size, size))
+    outside = rng.choice(NEAR_THRESHOLDS[:4], size=(size, size), p=[0.7, 0.1, 0.1, 0.1])
+    return np.where(blob, inside, outside).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def refavs_gt_files(tmp_path_factory) -> list[str]:
+    """Grey 0/255 ground-truth PNGs of several sizes (odd, an exact 2x of 256, wide 720p) and an empty one."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("refavs_gt")
+    rng = np.random.default_rng(32)
+    paths = []
+    for i, (h, w) in enumerate([(37, 53), (512, 512), (300, 200), (720, 1280), (90, 160)]):
+        yy, xx = np.mgrid[0:h, 0:w]
+        mask = ((yy / h - rng.uniform(0.3, 0.7)) ** 2 + (xx / w - rng.uniform(0.3, 0.7)) ** 2) < 0.05
+        mask |= rng.random((h, w)) < 0.002  # isolated pixels: their reach after resizing depends on rounding
+        if i == 4:
+            mask[:] = False  # a frame whose referred object is not visible: empty ground truth
+        path = folder / f"{i}.png"
+        Image.fromarray(mask.astype(np.uint8) * 255, "L").save(path)
+        paths.append(str(path))
+    return paths
+
+
+@pytest.mark.parametrize("pred_size", [224, 64, 320, 256])
+def test_ref_avs_official_pipeline_equals_the_official_loader_and_test(refavs_gt_files, pred_size):
+    """From the model's maps (any size) and the mask files to J, F and S: avbench's `official` variant
+    against the official loader (cv2 bilinear to 256, > 0), post-processing (torch bilinear) and test loop."""
+    from avbench.scoring import parse_output
+    from avbench.types import ModelOutput
+
+    rng = np.random.default_rng(33 + pred_size)
+    task = RefAVSTask()
+    samples, outputs, per_subset = [], [], {}
+    for subset, n in (("test_s", 6), ("test_u", 3), ("test_n", 5)):
+        per_subset[subset] = []
+        for i in range(n):
+            null = subset == "test_n"
+            paths = None if null else [refavs_gt_files[(i + k) % len(refavs_gt_files)] for k in range(10)]
+            maps = [crafted_map(rng, pred_size, (i + k) % 4 if k else 1 + (i % 3)) for k in range(10)]
+            samples.append(Sample(f"{subset}{i}", "ref_avs", "test", {"frames": [""] * 10}, {"expression": "x"},
+                                  {"null": null, "masks": paths or [], "referent": "x"}, {"subset": subset}))
+            outputs.append(ModelOutput("", maps))
+            per_subset[subset].append((maps, paths))
+    parsed = [parse_output(task, s, o) for s, o in zip(samples, outputs)]
+    assert all(p.ok for p in parsed)
+    fast = task.aggregate(samples, [task.score(s, p.parsed).stats for s, p in zip(samples, parsed)])
+    ref_s, ref_u = (refavs_official_pipeline(per_subset[k], null=False) for k in ("test_s", "test_u"))
+    ref_n = refavs_official_pipeline(per_subset["test_n"], null=True)
+    expected = {"j_seen": ref_s["j"], "f_seen": ref_s["f"], "j_unseen": ref_u["j"], "f_unseen": ref_u["f"], "s_null": ref_n["s"]}
+    for key, value in expected.items():
+        scale = 100 if key.startswith("j") else 1
+        assert fast[key] == pytest.approx(value, abs=1e-6 * scale, rel=0), key
+    assert 0 < fast["s_null"] < 1 and 0 < fast["j_seen"] < 100  # the case exercises every metric
 
 
 # ---- AVSS -----------------------------------------------------------------------------------------------

@@ -122,15 +122,56 @@ def test_official_calls_batch_four_expressions(ref_root):
     assert evaluate(crab, samples, outputs)["j_seen"] == pytest.approx(20.0, abs=1e-4)
 
 
-def test_j_threshold_is_04_officially_and_05_for_crab(ref_root):
-    samples = RefAVSTask().load(ref_root, "test_u")
-    # 0.45 on the ground truth (the left half: columns 0-111 at 224), 0 elsewhere, already at 224 x 224
-    # (no resampling): foreground at 0.4, background at 0.5.
-    prob = np.zeros((224, 224), np.float32)
-    prob[:, :112] = 0.45
+def test_official_ground_truth_is_the_dilated_bilinear_mask(ref_root):
+    # The left half of a 40-pixel-wide file (columns 0-19) at 256: output column d samples
+    # f = (d + 0.5) * 40 / 256 - 0.5; d = 130 gives f = 19.890625, weight (1 - 0.890625) * 2048 = 224 on
+    # column 19, so > 0; d = 131 gives f = 20.046875, both taps background. 131 columns, every row.
+    task = RefAVSTask()
+    gt = task._gt(task.load(ref_root, "test_u")[0])
+    assert gt.shape == (10, 256, 256)
+    assert gt[:, :, :131].all() and not gt[:, :, 131:].any()
+    # Crab's loader: nearest neighbour at 224, the exact half.
+    crab = RefAVSTask(variant="crab")
+    gt = crab._gt(crab.load(ref_root, "test_u")[0])
+    assert gt.shape == (10, 224, 224) and gt[:, :, :112].all() and not gt[:, :, 112:].any()
+
+
+@pytest.mark.parametrize("variant", ["official", "crab"])
+def test_j_threshold_is_04_officially_and_05_for_crab(ref_root, variant):
+    task = RefAVSTask(variant=variant)
+    samples = task.load(ref_root, "test_u")
+    # 0.45 on the ground truth as scored, 0 elsewhere, at the evaluation size (no resampling):
+    # foreground at 0.4 (official), background at 0.5 (crab).
+    prob = np.where(task._gt(samples[0])[0], np.float32(0.45), np.float32(0.0))
     outputs = [ModelOutput("", [prob] * 10) for _ in samples]
-    assert evaluate(RefAVSTask(), samples, outputs)["j_unseen"] == pytest.approx(100.0, abs=1e-4)
-    assert evaluate(RefAVSTask(variant="crab"), samples, outputs)["j_unseen"] == 0.0
+    expected = 100.0 if variant == "official" else 0.0
+    assert evaluate(task, samples, outputs)["j_unseen"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_hand_computed_official_pipeline_at_size_4(tmp_path):
+    # eval_size=4 keeps the arithmetic by hand. Ground truth: a 2 x 2 file with its top-left pixel set.
+    # cv2 INTER_LINEAR to 4 x 4 (scale 0.5): columns take taps (0 | 1, 0), (0, 1 | 0.75, 0.25),
+    # (0, 1 | 0.25, 0.75), (1 | 1, 0); rows the same weights, indices clamped. Output values
+    # [[255, 191, 64, 0], [191, 143, 48, 0], [64, 48, 16, 0], [0, 0, 0, 0]] -> foreground = top-left 3 x 3.
+    write_tree(tmp_path, [ROWS[5]])
+    corner = np.zeros((2, 2), np.uint8)
+    corner[0, 0] = 255
+    folder = tmp_path / "ref_avs/gt_mask/clipC_1_11/fid_0"
+    for k in range(10):
+        Image.fromarray(corner, "L").save(folder / f"{k:05d}.png")
+    task = RefAVSTask(eval_size=4)
+    sample = task.load(tmp_path, "test_u")[0]
+    expected_gt = np.zeros((4, 4), bool)
+    expected_gt[:3, :3] = True
+    assert (task._gt(sample) == expected_gt).all()
+    # Prediction: the same corner as a 2 x 2 boolean map, bilinear to 4 x 4 (torch, align_corners=False):
+    # outer product of [1, 0.75, 0.25, 0] with itself. p > 0.4: 1, 0.75, 0.75, 0.5625 -> 4 pixels, all in
+    # the ground truth: J = 4 / 9. F: at thresholds in (0, 0.0625] the 9 positive pixels are exactly the
+    # ground truth (P = R = 1), so max F = 1.
+    output = ModelOutput("", [corner > 0] * 10)
+    metrics = evaluate(task, [sample], [output])
+    assert metrics["j_unseen"] == pytest.approx(100 * 4 / (9 + 1e-7), rel=1e-9)
+    assert metrics["f_unseen"] == pytest.approx(1.0, rel=1e-6)
 
 
 def test_null_s_pooled_per_call_against_per_frame(ref_root):
@@ -149,14 +190,16 @@ def test_parse_errors_and_failures(ref_root):
     with pytest.raises(ParseError, match="expected 10"):
         task.parse(ModelOutput("x", [np.zeros((H, W), bool)] * 5), samples[0])
     # A failure is the empty prediction: J = 0 on seen/unseen (non-empty ground truth), S = 0 on null.
-    # F of an empty prediction comes from threshold 0 alone: P = foreground share, R = 1.
-    # clipA fid 0 is the left half (P = 1/2 -> 0.65 / 1.15); clipB fid 0 is full (P = 1 -> 1).
+    # F of an empty prediction comes from threshold 0 alone: P = foreground share q, R = 1,
+    # F = 1.3 q / (0.3 q + 1). clipA fid 0 is the left half: 131 of 256 columns as the official loader
+    # resizes it (see test_official_ground_truth_is_the_dilated_bilinear_mask); clipB fid 0 is full (F = 1).
     stats = [task.score(s, None).stats for s in samples]
     metrics = task.aggregate(samples, stats)
     assert metrics["j_seen"] == 0.0 and metrics["j_unseen"] == 0.0 and metrics["s_null"] == 0.0
-    # Call 1 = expressions 1-4: curve at th=0 averaged over 40 frames: (20 * 0.565217 + 10 * 0.565217 + 10 * 1) / 40
-    # (the man, fid 1, is the right half: also P = 1/2); call 2 = expression 5 (full) = 1.
-    call1 = (30 * 0.65 / 1.15 + 10 * 1.0) / 40
+    # Call 1 = expressions 1-4, 40 frames: 30 half frames (the man, fid 1, is the right half: columns
+    # 125-255, also 131) and 10 full ones; call 2 = expression 5 (full) = 1.
+    q = 131 / 256
+    call1 = (30 * 1.3 * q / (0.3 * q + 1) + 10 * 1.0) / 40
     assert metrics["f_seen"] == pytest.approx((call1 + 1.0) / 2)
 
 
@@ -175,11 +218,15 @@ def test_baselines(ref_root):
     random = task.random_output(sample, np.random.default_rng(3))
     assert len(task.parse(random, sample)["masks"]) == 10
     prior = task.fit_prior(task.load(ref_root, "train"))
-    # Train: clipB fid 0 (full) and clipC fid 0 (left half) -> 1.0 on the left, 0.5 on the right.
-    assert prior[:, :112] == pytest.approx(np.ones((224, 112)))
-    assert prior[:, 112:] == pytest.approx(np.full((224, 112), 0.5))
+    # Train: clipB fid 0 (full) and clipC fid 0 (left half, 131 of 256 columns as the official loader
+    # resizes it) -> 1.0 on the left, 0.5 on the right, at the evaluation size 256.
+    assert prior[:, :131] == pytest.approx(np.ones((256, 131)))
+    assert prior[:, 131:] == pytest.approx(np.full((256, 125), 0.5))
     output = task.prior_output(prior, sample)
-    assert len(output.masks) == 10 and output.masks[0].shape == (224, 224)
+    assert len(output.masks) == 10 and output.masks[0].shape == (256, 256)
+    crab_prior = RefAVSTask(variant="crab").fit_prior(task.load(ref_root, "train"))
+    assert crab_prior[:, :112] == pytest.approx(np.ones((224, 112)))
+    assert crab_prior[:, 112:] == pytest.approx(np.full((224, 112), 0.5))
     prompt = task.build_prompt(sample)
     assert prompt.startswith("This is a video:\n<video_start><video><video_end>\nThis is an audio:")
     assert prompt.endswith("The guitar on the left.")
