@@ -5,12 +5,22 @@ frame, an expression), or, where the official code averages over batches of samp
 of 4 expressions, AVSBench with a test batch size > 1), one such batch, resampled whole (the task's
 `UnitSums.unit_of_sample` says which).
 
-Method: the percentile bootstrap (Efron & Tibshirani, *An Introduction to the Bootstrap*, ch. 13).
-Each of the B resamples draws n units with replacement and recomputes every metric; the interval at
-`level` is the pair of (1 - level) / 2 and (1 + level) / 2 quantiles of the B values (numpy's default
-linear interpolation). A resample in which a metric is undefined (e.g. a MUSIC-AVQA sub-type that
-drew no question) is left out of that metric's quantiles; a metric undefined on the full set gets
-NaN bounds.
+Method: the bias-corrected (BC) percentile bootstrap (Efron 1987, "Better bootstrap confidence
+intervals", JASA 82; Efron & Tibshirani, *An Introduction to the Bootstrap*, ch. 14.3, with the
+acceleration a = 0). Each of the B resamples draws n units with replacement and recomputes every
+metric. With p0 the share of resampled values below the full-set estimate (ties count half) and
+z0 = Phi^-1(p0), the interval at `level` is the pair of Phi(2 z0 -/+ z) quantiles of the B values,
+z = Phi^-1((1 + level) / 2) (numpy's default linear interpolation). When the resampled values are
+centred on the estimate (z0 = 0, as for a mean), this is the plain percentile interval, the
+(1 - level) / 2 and (1 + level) / 2 quantiles; when the statistic is median-biased under resampling,
+the quantiles move so that the interval stays around the estimate. p0 is kept within
+[1 / (2B), 1 - 1 / (2B)], so the correction stays finite. A resample in which a metric is undefined
+(e.g. a MUSIC-AVQA sub-type that drew no question) is left out of that metric's quantiles; a metric
+undefined on the full set gets NaN bounds.
+
+A bias the correction cannot repair is one where a resample computes a different statistic: AVSS
+averages over a fixed set of 71 classes, and a resample that drew no video of a class would score
+it 0. Its re-aggregation therefore keeps the full set's class set (`avss_scores_of_sums(full=...)`).
 
 Speed: a resample is a row of a (B x n) count matrix W. Tasks that implement `Task.unit_sums`
 expose per-unit sufficient statistics X (n x k) and a function from column sums to metrics, so all
@@ -26,6 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -38,6 +49,11 @@ DEFAULT_RESAMPLES = 1000
 DEFAULT_LEVEL = 0.95
 #: Cap on the entries of one chunk of the count matrix (B_chunk x n), to bound memory on large test sets.
 _MAX_CHUNK_ENTRIES = 2_000_000
+#: Recorded as `bootstrap.method` in the results.
+METHOD = "bc-percentile"
+#: Relative tolerance under which a resampled value counts as equal to the estimate: the matrix path and
+#: `aggregate` sum in different orders, so a resample that reproduces the estimate can differ in the last bits.
+_TIE_RTOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -49,7 +65,7 @@ class BootstrapConfig:
     level: float = DEFAULT_LEVEL
 
     def to_json(self) -> dict[str, Any]:
-        return {"method": "percentile", "level": self.level, "n_resamples": self.n_resamples, "seed": self.seed}
+        return {"method": METHOD, "level": self.level, "n_resamples": self.n_resamples, "seed": self.seed}
 
 
 @dataclass(frozen=True)
@@ -57,7 +73,7 @@ class PairedDifference:
     """The difference of one metric between two runs on the same samples, with its uncertainty."""
 
     delta: float  # metric(b) - metric(a) on the full sample set
-    low: float  # percentile-bootstrap interval of the difference at `level`
+    low: float  # bootstrap interval (BC percentile) of the difference at `level`
     high: float
     p_value: float  # two-sided bootstrap p-value of "no difference"
 
@@ -126,11 +142,20 @@ def _unit_sums(task: Task, samples: Sequence[Sample], stats: Sequence[Any], name
     return sums
 
 
-def _percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
+def bc_percentile_interval(values: np.ndarray, estimate: float, level: float) -> tuple[float, float]:
+    """BC percentile interval at `level` from resampled `values` of a statistic whose full-set value
+    is `estimate` (Efron & Tibshirani ch. 14.3, a = 0); NaN values are left out, (nan, nan) if none is left."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0 or not math.isfinite(estimate):
         return math.nan, math.nan
-    low, high = np.quantile(finite, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
+    tie = np.abs(finite - estimate) <= _TIE_RTOL * max(1.0, abs(estimate))
+    below = np.count_nonzero((finite < estimate) & ~tie) + 0.5 * np.count_nonzero(tie)
+    half = 0.5 / finite.size
+    share = min(max(below / finite.size, half), 1.0 - half)
+    normal = NormalDist()
+    z0, z = normal.inv_cdf(share), normal.inv_cdf((1.0 + level) / 2.0)
+    low, high = np.quantile(finite, [normal.cdf(2.0 * z0 - z), normal.cdf(2.0 * z0 + z)])
     return float(low), float(high)
 
 
@@ -138,7 +163,7 @@ def bootstrap_intervals(
     task: Task, samples: Sequence[Sample], stats: Sequence[Any], *,
     n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = DEFAULT_LEVEL,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile-bootstrap interval at `level` of every metric `task.aggregate` reports.
+    """Bootstrap interval (BC percentile, see the module docstring) at `level` of every metric `task.aggregate` reports.
 
     `stats` are the per-sample `ScoredSample.stats`, one per sample. The same seed gives the same
     intervals; a metric that is NaN on the full set gets (nan, nan).
@@ -150,10 +175,7 @@ def bootstrap_intervals(
     names = list(point)
     sums = _unit_sums(task, samples, stats, names)
     resampled = _resampled_metrics(task, samples, stats, names, n_resamples, seed, sums)
-    return {
-        name: (math.nan, math.nan) if not math.isfinite(point[name]) else _percentile_interval(resampled[name], level)
-        for name in names
-    }
+    return {name: bc_percentile_interval(resampled[name], point[name], level) for name in names}
 
 
 def _paired_p_value(diffs: np.ndarray) -> float:
@@ -200,7 +222,7 @@ def paired_bootstrap(
             result[name] = PairedDifference(math.nan, math.nan, math.nan, math.nan)
             continue
         diffs = resampled_b[name] - resampled_a[name]
-        low, high = _percentile_interval(diffs, level)
+        low, high = bc_percentile_interval(diffs, delta, level)
         result[name] = PairedDifference(float(delta), low, high, _paired_p_value(diffs))
     return result
 

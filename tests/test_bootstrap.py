@@ -117,6 +117,91 @@ def test_bad_arguments_are_clear_errors():
     assert bootstrap_intervals(task, [], []) == {}
 
 
+# ---- the BC percentile interval ------------------------------------------------------------------------------
+def test_bc_interval_is_the_percentile_interval_when_resamples_are_centred():
+    values = np.arange(1001, dtype=float)  # estimate 500: 500 below, 1 tie, 500 above -> p0 = 1/2, z0 = 0
+    assert bs.bc_percentile_interval(values, 500.0, 0.95) == pytest.approx(tuple(np.quantile(values, [0.025, 0.975])))
+
+
+def test_bc_interval_moves_with_the_median_bias():
+    values = np.arange(1000, dtype=float)
+    # 841 of 1000 values below 840.5: p0 = 0.841, z0 = Phi^-1(0.841) = 0.99858, so the interval takes the
+    # Phi(2 z0 - 1.95996) = Phi(0.03720) = 0.51484 and Phi(2 z0 + 1.95996) = Phi(3.95712) = 0.99996 quantiles
+    low, high = bs.bc_percentile_interval(values, 840.5, 0.95)
+    assert low == pytest.approx(0.51484 * 999, abs=0.05)
+    assert high == pytest.approx(0.99996 * 999, abs=0.05)
+    # ties count half; a value equal up to rounding is a tie
+    assert bs.bc_percentile_interval(np.array([1.0, 2.0, 2.0 + 1e-13, 3.0]), 2.0, 0.5) == pytest.approx(
+        tuple(np.quantile([1.0, 2.0, 2.0, 3.0], [0.25, 0.75])))
+    # every resample below the estimate: p0 is capped at 1 - 1/(2B), so the bounds stay finite
+    capped = bs.bc_percentile_interval(np.arange(10, dtype=float), 100.0, 0.95)
+    assert all(math.isfinite(b) for b in capped) and capped[1] <= 9.0
+    assert all(math.isnan(b) for b in bs.bc_percentile_interval(np.array([math.nan]), 1.0, 0.95))
+
+
+def test_bernoulli_accuracy_intervals_cover_the_true_mean():
+    # 200 simulated test sets of 80 videos, each all right (p = 0.7) or all wrong: the 95 % interval of
+    # the accuracy should cover 70 in roughly 95 % of them (the bootstrap of a proportion under-covers a
+    # little at this size; a broken interval would land far outside 0.90 .. 0.99).
+    task = get_task("ave")
+    samples = [Sample(str(i), "ave", "test", {}) for i in range(80)]
+    rng = np.random.default_rng(2024)
+    covered = 0
+    for k in range(200):
+        stats = [(10 * int(right), 10) for right in rng.random(80) < 0.7]
+        low, high = bootstrap_intervals(task, samples, stats, n_resamples=400, seed=k)["accuracy"]
+        covered += low <= 70.0 <= high
+    assert 0.90 <= covered / 200 <= 0.99
+
+
+# ---- AVSS: resamples keep the class set --------------------------------------------------------------------
+def avss_case(seed: int = 0) -> tuple:
+    """AVSS stats of 40 tiny videos (10 frames of 8 x 8): background plus one of 20 foreground classes;
+    classes 1..10 appear in one video each, 11..20 in three. Oracle (perfect) and noisy predictions."""
+    from avbench.metrics.avss import avss_stats
+
+    rng = np.random.default_rng(seed)
+    classes = list(range(1, 11)) + [c for c in range(11, 21) for _ in range(3)]
+    samples, oracle, noisy = [], [], []
+    for i, c in enumerate(classes):
+        gt = np.zeros((10, 8, 8), dtype=np.uint8)
+        gt[:, 2:6, 1 : 3 + i % 5] = c
+        pred = np.where(rng.random(gt.shape) < 0.7, gt, rng.choice([0, c], size=gt.shape)).astype(np.uint8)
+        samples.append(Sample(str(i), "avss", "test", {}))
+        oracle.append(avss_stats(gt, gt).to_json())
+        noisy.append(avss_stats(pred, gt).to_json())
+    return get_task("avss"), samples, oracle, noisy
+
+
+def test_avss_resamples_without_the_class_set_fall_below_the_estimate():
+    """The defect the class-set rule repairs: scoring undrawn classes 0 puts (nearly) every resample of a
+    perfect run below its estimate, so no percentile-type interval can contain it."""
+    from avbench.metrics.avss import avss_scores_of_sums
+
+    task, samples, oracle, _ = avss_case()
+    rows = task.unit_sums(samples, oracle).values
+    point = task.aggregate(samples, oracle)["miou"]
+    assert point == pytest.approx(100 * 21 / 71)  # background + 20 classes perfect, 50 classes never seen
+    counts = np.concatenate(list(resample_counts(len(samples), 500, seed=0))).astype(float)
+    naive = 100 * avss_scores_of_sums(counts @ rows)["miou"]
+    assert (naive < point - 1e-9).mean() > 0.99  # 10 one-video classes: P(all drawn) = 0.63^10 ~ 1 %
+    kept = 100 * avss_scores_of_sums(counts @ rows, full=rows.sum(axis=0))["miou"]
+    assert kept == pytest.approx(np.full(500, point))  # a perfect run stays perfect on every resample
+
+
+def test_avss_intervals_contain_the_estimate():
+    task, samples, oracle, noisy = avss_case()
+    point_o, point_n = task.aggregate(samples, oracle), task.aggregate(samples, noisy)
+    for name in ("miou", "f_score"):
+        low, high = bootstrap_intervals(task, samples, oracle, n_resamples=500)[name]
+        assert low == pytest.approx(point_o[name]) and high == pytest.approx(point_o[name])
+        low, high = bootstrap_intervals(task, samples, noisy, n_resamples=500)[name]
+        assert low < point_n[name] < high and high - low > 0.1
+        diff = paired_bootstrap(task, samples, noisy, oracle, n_resamples=500)[name]
+        assert diff.delta == pytest.approx(point_o[name] - point_n[name])
+        assert diff.low < diff.delta < diff.high and diff.low > 0
+
+
 # ---- every task on SynthAV ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def synthav_scores() -> dict:
@@ -145,7 +230,7 @@ def test_unit_sums_reproduce_aggregate_and_bracket_it(synthav_scores, name):
     assert set(intervals) == set(metrics)
     for key, (low, high) in intervals.items():
         assert low <= high
-        # the percentile interval need not contain the estimate, but it does on these smooth metrics
+        # a bootstrap interval need not contain the estimate, but it does on these metrics
         assert low - 1e-9 <= metrics[key] <= high + 1e-9, key
 
 
@@ -178,7 +263,7 @@ def test_run_and_score_write_the_same_intervals(tmp_path: Path):
                                  "--output-dir", str(out), "--bootstrap", "200", "--bootstrap-seed", "5"])
     assert result.exit_code == 0, result.output
     ran = json.loads((out / "results.json").read_text())["tasks"]["ave"]
-    assert ran["bootstrap"] == {"method": "percentile", "level": 0.95, "n_resamples": 200, "seed": 5}
+    assert ran["bootstrap"] == {"method": "bc-percentile", "level": 0.95, "n_resamples": 200, "seed": 5}
     low, high = ran["intervals"]["accuracy"]
     assert low <= ran["metrics"]["accuracy"] <= high
     assert f"[{low:.2f}, {high:.2f}]" in result.output
@@ -199,5 +284,5 @@ def test_run_and_score_write_the_same_intervals(tmp_path: Path):
 
 
 def test_config_json_names_the_method():
-    assert BootstrapConfig().to_json() == {"method": "percentile", "level": 0.95, "n_resamples": 1000, "seed": 0}
+    assert BootstrapConfig().to_json() == {"method": "bc-percentile", "level": 0.95, "n_resamples": 1000, "seed": 0}
     assert bs.DEFAULT_RESAMPLES == 1000

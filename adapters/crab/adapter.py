@@ -5,7 +5,8 @@ release layout; required for now), `device` (cpu, cuda, cuda:N, auto), `dtype` (
 bfloat16, float16; auto = bfloat16 on a CUDA device that supports it, else float32),
 `max_new_tokens` (default: the task's, i.e. Crab's 500 for text tasks and 100 for segmentation).
 
-Per batch: the task's prompt is wrapped in Crab's chat framing, media are encoded and spliced in,
+Per batch: the task's prompt is wrapped in Crab's chat framing, media are encoded (the batch's
+frames in one CLIP call, its audio segments in one BEATs call) and spliced in,
 all samples are decoded greedily together (left padding), and for segmentation tasks every group
 of mask tokens in the answer becomes one frame's map: probabilities (sigmoid) for S4/MS3/Ref-AVS,
 class ids (argmax over 71 classes, as Crab's AVSS inference) for AVSS.
@@ -26,6 +27,7 @@ from avbench.task import Task
 from avbench.types import ModelOutput, Sample
 
 from .checkpoint import LoadedCrab, load_checkpoint
+from .model import SampleInputs
 from .preprocess import prepare_media
 from .prompts import chat_prompt, encode
 
@@ -65,6 +67,12 @@ def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
     return DTYPES[name]
 
 
+def _budget(max_new_tokens: int | None) -> int | None:
+    if max_new_tokens is not None and int(max_new_tokens) < 1:
+        raise AVBenchError(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
+    return int(max_new_tokens) if max_new_tokens is not None else None
+
+
 class CrabAdapter(ModelAdapter):
     name = "crab"
     description = "Crab-style audio-visual LLM (LLaMA + CLIP + BEATs + Q-Formers + I-LoRA + SAM-style decoder); needs --checkpoint DIR"
@@ -81,13 +89,22 @@ class CrabAdapter(ModelAdapter):
                 "e.g. one written by avbench.adapters.crab.checkpoint.write_random_checkpoint, or the official "
                 "release layout described in docs/crab.md)"
             )
-        if max_new_tokens is not None and int(max_new_tokens) < 1:
-            raise AVBenchError(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
-        self.max_new_tokens = int(max_new_tokens) if max_new_tokens is not None else None
+        self.max_new_tokens = _budget(max_new_tokens)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         torch.manual_seed(seed)
         self.loaded: LoadedCrab = load_checkpoint(checkpoint, device=self.device, dtype=self.dtype)
+
+    @classmethod
+    def from_loaded(cls, loaded: LoadedCrab, max_new_tokens: int | None = None, seed: int = 0) -> "CrabAdapter":
+        """The adapter around a model already in memory, on its device and in its dtype (e.g. a full-size
+        model with random weights in `tools/gpu_check.py`, which has no checkpoint to load)."""
+        adapter = cls.__new__(cls)
+        ModelAdapter.__init__(adapter, seed, checkpoint=str(loaded.path), device=str(loaded.model.device),
+                              dtype=str(loaded.model.dtype).replace("torch.", ""), max_new_tokens=max_new_tokens)
+        adapter.max_new_tokens = _budget(max_new_tokens)
+        adapter.device, adapter.dtype, adapter.loaded = loaded.model.device, loaded.model.dtype, loaded
+        return adapter
 
     def prepare(self, task: Task, data_root: Path, split: str) -> None:
         select = getattr(self.loaded.extra.get("official"), "select_task", None)
@@ -103,12 +120,13 @@ class CrabAdapter(ModelAdapter):
         model, tokenizer = self.loaded.model, self.loaded.tokenizer
         config = self.loaded.config
         with torch.inference_mode():
-            prepared, frame_counts = [], []
+            inputs, frame_counts = [], []
             for sample, prompt, decoded in zip(samples, prompts, media):
-                inputs = prepare_media(task.name, sample, decoded, config.image_size)
+                sample_media = prepare_media(task.name, sample, decoded, config.image_size)
                 ids = encode(tokenizer, chat_prompt(prompt, config.system_prompt, tokenizer.bos_token or "<s>"))
-                prepared.append(model.prepare(ids, inputs.pixels.to(self.dtype), inputs.segments, inputs.is_image))
-                frame_counts.append(inputs.pixels.shape[0])
+                inputs.append(SampleInputs(ids, sample_media.pixels.to(self.dtype), sample_media.segments, sample_media.is_image))
+                frame_counts.append(sample_media.pixels.shape[0])
+            prepared = model.prepare_batch(inputs)  # the batch's frames and audio each encoded in one call
             budget = self.max_new_tokens or task.max_new_tokens
             generation = model.generate(prepared, budget)
             outputs = []
@@ -116,15 +134,17 @@ class CrabAdapter(ModelAdapter):
                 text = tokenizer.decode(tokens, skip_special_tokens=False)
                 masks = None
                 if task.output_kind == "mask":
-                    masks = self._masks(task, tokens, states, prepared[index], frame_counts[index])
+                    masks = self._masks(task, tokens, states, generation.prompt_states[index], prepared[index], frame_counts[index])
                 outputs.append(ModelOutput(text=text, masks=masks))
         return outputs
 
-    def _masks(self, task: Task, tokens: list[int], states: torch.Tensor, prepared: Any, n_frames: int) -> list[np.ndarray] | None:
+    def _masks(self, task: Task, tokens: list[int], states: torch.Tensor, prompt_state: torch.Tensor | None,
+               prepared: Any, n_frames: int) -> list[np.ndarray] | None:
         """One map per mask-token group, group k for frame k (groups beyond the frames are dropped);
-        None when the answer holds no complete group (the task then records a parse failure)."""
+        None when the answer holds no complete group (the task then records a parse failure). The
+        decoder reads the states Crab's inference reads (`CrabModel.mask_groups`)."""
         model = self.loaded.model
-        grouped = model.mask_groups(tokens, states)
+        grouped = model.mask_groups(tokens, states, prompt_state)
         per = model.config.seg.mask_tokens_per_mask
         groups = min(grouped.shape[0] // per, n_frames)
         if groups == 0:

@@ -72,13 +72,18 @@ def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], 
 
 
 def build_model(config: CrabConfig, tokenizer: PreTrainedTokenizerBase, device: torch.device | str = "cpu",
-                dtype: torch.dtype = torch.float32) -> CrabModel:
-    """A randomly initialised model for `config` and `tokenizer`, built directly on `device` in `dtype`."""
+                dtype: torch.dtype = torch.float32, vocab_size: int | None = None) -> CrabModel:
+    """A randomly initialised model for `config` and `tokenizer`, built directly on `device` in `dtype`.
+
+    `vocab_size` (default: the tokenizer's length) may exceed the tokenizer, e.g. to give a model built
+    with the small offline tokenizer LLaMA-2's 32000 + 17 rows (`tools/gpu_check.py`)."""
+    if vocab_size is not None and vocab_size < len(tokenizer):
+        raise AVBenchError(f"vocab_size {vocab_size} is smaller than the tokenizer ({len(tokenizer)} tokens)")
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
         with torch.device(device):
-            model = CrabModel(config, len(tokenizer), token_ids_from_tokenizer(tokenizer))
+            model = CrabModel(config, vocab_size or len(tokenizer), token_ids_from_tokenizer(tokenizer))
     finally:
         torch.set_default_dtype(previous)
     return model.eval()

@@ -59,6 +59,12 @@ class SegSettings:
     token_nums_per_scale: int = 3
     low_res_mask_size: int = 112
     num_semantic_classes: int = 71
+    #: At inference, mask token j of the answer prompts the decoder with the last-layer state this many
+    #: positions before it: 2 = the state that predicted the token before the mask token, what Crab's
+    #: inference (`UnifiedForCausalLM.generate_avs`) feeds its decoder; 1 = the state that predicted the
+    #: mask token itself, the position Crab's training uses (`prepare_multimodal_inputs`, "note: -1").
+    #: Training (`CrabModel.forward`) always uses 1, as Crab's. See docs/crab.md.
+    inference_state_offset: int = 2
 
     @property
     def mask_tokens_per_mask(self) -> int:
@@ -152,6 +158,8 @@ class CrabConfig:
             raise AVBenchError(f"vision_layers {list(self.vision_layers)} must lie in 1..{layers} (CLIP layers)")
         if len(self.vision_layers) < self.seg.image_scale_nums:
             raise AVBenchError(f"the mask decoder needs {self.seg.image_scale_nums} vision layers, got {list(self.vision_layers)}")
+        if self.seg.inference_state_offset not in (1, 2):
+            raise AVBenchError(f"seg.inference_state_offset must be 1 or 2, got {self.seg.inference_state_offset!r}")
         if self.tokenizer not in ("llama2", "tiny"):
             raise AVBenchError(f"unknown tokenizer kind {self.tokenizer!r}; expected 'llama2' or 'tiny'")
 
@@ -177,14 +185,19 @@ def full_config() -> CrabConfig:
 
 
 def tiny_config(vocab_size: int = 0) -> CrabConfig:
-    """crab-tiny: the same architecture at a few million parameters, for CPU tests and smoke runs.
+    """crab-tiny: the same architecture at a few million parameters (4.7 M), for CPU tests, smoke runs
+    and CPU training.
 
-    `vocab_size` is the tiny tokenizer's base vocabulary (filled in when the tokenizer is built).
+    The LLM holds most of them (4.1 M: width 256, 4 layers of 4 heads, LLaMA's FFN ratio 8/3 rounded
+    up to 688); the encoders, Q-Formers and decoder stay narrow, and 4 queries per frame / audio segment
+    keep a 10-frame, 10-segment prompt at 80 media tokens (Crab: 640), so prompts stay a few hundred
+    tokens long. `vocab_size` is the tiny tokenizer's base vocabulary (filled in when the tokenizer is
+    built).
     """
     return CrabConfig(
         name="crab-tiny",
         llm=dict(
-            vocab_size=vocab_size, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+            vocab_size=vocab_size, hidden_size=256, intermediate_size=688, num_hidden_layers=4,
             num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=4096,
             rms_norm_eps=1e-5, rope_theta=10000.0, hidden_act="silu", tie_word_embeddings=False,
             bos_token_id=None, eos_token_id=None, pad_token_id=None,

@@ -1,9 +1,11 @@
 """Greedy batched generation from input embeddings, with left padding and a KV cache.
 
-Own loop rather than `GenerationMixin.generate`: the mask decoder needs, for every generated mask
-token, the LLM's last hidden state that predicted it (Crab's training takes the state one position
-before each mask token, `prepare_multimodal_inputs`: "note: -1"), and the loop keeps exactly those
-states (B, steps, d) as it goes instead of all layers' states of all steps. Left padding as Crab:
+Own loop rather than `GenerationMixin.generate`: the mask decoder is prompted by last-layer hidden
+states around the generated mask tokens, and the loop keeps exactly the states it may need as it goes
+(B, steps, d: the state that predicted each generated token, plus the state that predicted the
+prompt's last token) instead of all layers' states of all steps. Which of them feeds the decoder is
+decided in `model.CrabModel.mask_groups` (Crab's inference takes the state that predicted the token
+*before* each mask token; see there). Left padding as Crab:
 pad positions hold the pad token's embedding with attention mask 0, and position ids count only
 real tokens (cumsum of the mask - 1), so a padded row computes what it computes alone.
 """
@@ -42,6 +44,9 @@ def left_pad(rows: list[torch.Tensor], pad_embed: torch.Tensor) -> LeftPadded:
 class Generation:
     tokens: list[list[int]]  # per row, generated ids up to (not including) EOS
     states: list[torch.Tensor]  # per row, (len(tokens), d): the last hidden state that predicted each token
+    #: per row, (d,): the last hidden state that predicted the prompt's last token (the state at the
+    #: prompt's second-to-last position), or None for a one-token prompt, which has no such state.
+    prompt_states: list[torch.Tensor | None]
 
 
 @torch.no_grad()
@@ -58,6 +63,10 @@ def greedy_generate(
     attention_mask, positions = batch.attention_mask, batch.position_ids
     out = body(inputs_embeds=batch.embeds, attention_mask=attention_mask, position_ids=positions, cache=cache, use_cache=True)
     hidden = out.last_hidden_state[:, -1]
+    # state that predicted the prompt's last token; a row whose prompt has one real token has none
+    # (with left padding its position -2 is a pad position)
+    before = out.last_hidden_state[:, -2] if batch.embeds.shape[1] > 1 else None
+    real = batch.attention_mask.sum(dim=1).tolist()
     finished = torch.zeros(rows, dtype=torch.bool, device=device)
     tokens, states = [], []
     for step in range(max_new_tokens):
@@ -75,10 +84,11 @@ def greedy_generate(
         hidden = out.last_hidden_state[:, -1]
     token_matrix = torch.stack(tokens, dim=1).tolist()
     state_matrix = torch.stack(states, dim=1)
-    result_tokens, result_states = [], []
+    result_tokens, result_states, result_before = [], [], []
     for row in range(rows):
         ids = token_matrix[row]
         n = ids.index(eos_id) if eos_id in ids else len(ids)
         result_tokens.append(ids[:n])
         result_states.append(state_matrix[row, :n])
-    return Generation(result_tokens, result_states)
+        result_before.append(before[row] if before is not None and real[row] > 1 else None)
+    return Generation(result_tokens, result_states, result_before)

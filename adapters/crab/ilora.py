@@ -36,6 +36,8 @@ convert whole state dicts, `official_ilora_key_map` lists the correspondence.
 
 from __future__ import annotations
 
+import warnings
+
 import contextlib
 import dataclasses
 import math
@@ -294,7 +296,11 @@ def apply_ilora(model: nn.Module, config: ILoRAConfig) -> PeftModel:
     names = config.target_modules
     if not any(isinstance(m, nn.Linear) and n.rsplit(".", 1)[-1] in names for n, m in model.named_modules()):
         raise ILoRAError(f"no nn.Linear named {list(config.target_modules)} found in {type(model).__name__}")
-    return get_peft_model(model, config.to_peft())
+    with warnings.catch_warnings():
+        # peft's PeftModel.__init__ reads `is_gradient_checkpointing`, which transformers 5 deprecates with a
+        # FutureWarning on every wrap; the wording is theirs to fix, nothing for us to act on.
+        warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return get_peft_model(model, config.to_peft())
 
 
 def load_ilora_pretrained(model: nn.Module, directory: str | Path, is_trainable: bool = False) -> PeftModel:

@@ -104,11 +104,12 @@ def avss_videos():
     for _ in range(AVSS_FRAMES // 10):
         classes = rng.choice(71, size=5, replace=False)
         classes[0] = 0
-        gt = np.zeros((10, SIZE, SIZE), dtype=np.int64)
+        # uint8 class ids, as AVSS label PNGs decode and as the task scores them; both sides get the same arrays.
+        gt = np.zeros((10, SIZE, SIZE), dtype=np.uint8)
         for k, c in enumerate(classes[1:]):
             y, x = rng.integers(0, 160, 2)
             gt[:, y : y + 40 + 5 * k, x : x + 50] = c
-        pred = np.where(rng.random(gt.shape) < 0.9, gt, classes[rng.integers(0, 5, gt.shape)])
+        pred = np.where(rng.random(gt.shape) < 0.9, gt, classes[rng.integers(0, 5, gt.shape)]).astype(np.uint8)
         videos.append((pred, gt))
     return videos
 
@@ -129,7 +130,9 @@ def avss_reference(videos):
 def test_bench_avss(benchmark, avss_videos, variant):
     benchmark.group = f"avss-{AVSS_FRAMES}-frames-71-classes"
     fn = avss_fast if variant == "fast" else avss_reference
-    result = benchmark.pedantic(fn, args=(avss_videos,), rounds=3 if variant == "fast" else 1, iterations=1)
+    # Minimum of 3 rounds on both sides: the ratio is near the 20x goal, so the reference's
+    # noise on the shared machine matters here (about 2.5 s more with AVBENCH_BENCH_FULL=1).
+    result = benchmark.pedantic(fn, args=(avss_videos,), rounds=3, iterations=1)
     if variant == "fast":
         assert result == pytest.approx(avss_reference(avss_videos), abs=1e-6)
 
@@ -163,8 +166,9 @@ def bootstrap_all(cases, matrix: bool):
 @pytest.mark.parametrize("variant", ["matrix", "aggregate"])
 def test_bench_bootstrap(benchmark, synthav_stats, variant):
     benchmark.group = f"bootstrap-8-tasks-{RESAMPLES}-resamples"
-    # the units differ only where calls group samples (Ref-AVS official): compare the others
-    plain = [c for c in synthav_stats if c[0].name != "ref_avs"]
+    # compare the two paths where they compute the same resampled statistic: not where calls group samples
+    # (Ref-AVS official), nor AVSS, whose matrix path keeps the full set's classes (`aggregate` cannot see them)
+    plain = [c for c in synthav_stats if c[0].name not in ("ref_avs", "avss")]
     for fast, slow in zip(bootstrap_all(plain, True), bootstrap_all(plain, False)):
         for name in fast:
             np.testing.assert_allclose(fast[name], slow[name], atol=1e-9)

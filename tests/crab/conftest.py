@@ -1,10 +1,23 @@
-"""Fixtures of the Crab-model tests: one random crab-tiny checkpoint and one tiny SynthAV root per session."""
+"""Fixtures of the Crab-model tests: one random crab-tiny checkpoint and one tiny SynthAV root per session,
+and a scripted LM head for teacher forcing through the generation loop."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import torch
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """crab-tiny's ops are small: with two threads each op pays OpenMP hand-offs, and on a busy 2-core
+    machine (CI, or several test runs at once) the threads wait on each other; one thread ran this
+    folder in about 25 s where two took 36 to 48 s. Restored after each module."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +41,26 @@ def synthav_tiny() -> Path:
     from avbench.synthav import ensure_synthav
 
     return ensure_synthav(seed=0, size="tiny")
+
+
+class ScriptedHead(torch.nn.Module):
+    """Stands in for the LM head: its k-th call puts all weight on `script[k]`, so greedy decoding emits
+    the script while every hidden state still comes from the real model fed the scripted tokens
+    (teacher forcing through the generation loop)."""
+
+    def __init__(self, script: list[int], head: torch.nn.Linear):
+        super().__init__()
+        self.script, self.calls = script, 0
+        self.register_buffer("weight", head.weight.detach())  # the model reads its device and dtype here
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(*hidden.shape[:-1], self.weight.shape[0])
+        logits[..., self.script[min(self.calls, len(self.script) - 1)]] = 1.0
+        self.calls += 1
+        return logits
+
+
+@pytest.fixture
+def scripted_head() -> type[ScriptedHead]:
+    """`scripted_head(script, model.causal_lm.lm_head)` -> a head to monkeypatch in as `lm_head`."""
+    return ScriptedHead

@@ -72,7 +72,8 @@ def test_mask_groups_become_one_map_per_frame(adapter: CrabAdapter, synthav_tiny
     n_frames = len(samples[0].media["frames"])
     answer = encode(tokenizer, "The object is a dog. " + mask_answer(n_frames))
     states = torch.randn(len(answer), adapter.loaded.config.llm_hidden, generator=torch.Generator().manual_seed(1))
-    monkeypatch.setattr(model, "generate", lambda prepared, budget: Generation([answer], [states]))
+    prompt_state = torch.randn(adapter.loaded.config.llm_hidden, generator=torch.Generator().manual_seed(2))
+    monkeypatch.setattr(model, "generate", lambda prepared, budget: Generation([answer], [states], [prompt_state]))
     output = adapter.predict(task, samples, prompts, media=media)[0]
     assert output.masks is not None and len(output.masks) == n_frames
     for mask in output.masks:
@@ -89,17 +90,58 @@ def test_mask_groups_become_one_map_per_frame(adapter: CrabAdapter, synthav_tiny
 
         inputs = prepare_media(name, samples[0], media[0], 224)
         _, features = model.encode_frames(inputs.pixels)
-        keep = [i for i, t in enumerate(answer) if t in set(model.token_ids.mask_ids)][:6]
+        # each mask token brings the state that predicted the token before it (Crab's inference);
+        # the answer starts with text, so that is states[j - 1]
+        keep = [j - 1 for j, t in enumerate(answer) if t in set(model.token_ids.mask_ids)][:6]
         logits = model.decode_masks(states[keep], features, [0], semantic=name == "avss")
     expected = logits[0].argmax(0).numpy() if name == "avss" else torch.sigmoid(logits[0, 0]).numpy()
     np.testing.assert_allclose(output.masks[0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_mask_decoder_reads_the_state_that_predicted_the_token_before_each_mask_token(
+        adapter: CrabAdapter, synthav_tiny: Path, monkeypatch, scripted_head) -> None:
+    """As Crab's inference (`generate_avs`): with the answer teacher-forced through `predict`, the decoder
+    input of mask token p (a position in prompt + answer) is the last-layer state at p - 2 of one plain
+    forward pass over prompt + answer, not the state at p - 1 that Crab trains on."""
+    task, samples, prompts, media = _batch("ms3", synthav_tiny, adapter, n=1)
+    model, tokenizer = adapter.loaded.model, adapter.loaded.tokenizer
+    n_frames = len(samples[0].media["frames"])
+    answer = encode(tokenizer, "The object is a dog. " + mask_answer(n_frames)) + [model.token_ids.eos]
+    monkeypatch.setattr(model.causal_lm, "lm_head", scripted_head(answer, model.causal_lm.lm_head))
+    seen: dict[str, object] = {}
+    generate, decode = model.generate, model.decode_masks
+
+    def spy_generate(prepared, budget):
+        seen["prompt"] = prepared[0].embeds
+        return generate(prepared, budget)
+
+    def spy_decode(states, features, frames, semantic):
+        seen["decoder_input"] = states.clone()
+        return decode(states, features, frames, semantic)
+
+    monkeypatch.setattr(model, "generate", spy_generate)
+    monkeypatch.setattr(model, "decode_masks", spy_decode)
+    adapter.max_new_tokens, budget = len(answer), adapter.max_new_tokens
+    try:
+        output = adapter.predict(task, samples, prompts, media=media)[0]
+    finally:
+        adapter.max_new_tokens = budget
+    assert output.text == tokenizer.decode(answer[:-1]) and len(output.masks) == n_frames
+    prompt = seen["prompt"]
+    with torch.inference_mode():
+        sequence = torch.cat([prompt, model.embed_tokens(torch.tensor(answer))])
+        hidden = model.causal_lm.model(inputs_embeds=sequence[None]).last_hidden_state[0]
+    mask_positions = [prompt.shape[0] + j for j, t in enumerate(answer) if t in set(model.token_ids.mask_ids)]
+    assert len(mask_positions) == 6 * n_frames
+    torch.testing.assert_close(seen["decoder_input"], hidden[[p - 2 for p in mask_positions]], rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(seen["decoder_input"], hidden[[p - 1 for p in mask_positions]], atol=1e-2)
 
 
 def test_no_mask_tokens_means_no_maps(adapter: CrabAdapter, synthav_tiny: Path, monkeypatch) -> None:
     task, samples, prompts, media = _batch("s4", synthav_tiny, adapter, n=1)
     model = adapter.loaded.model
     answer = encode(adapter.loaded.tokenizer, "A dog barks.")
-    monkeypatch.setattr(model, "generate", lambda p, b: Generation([answer], [torch.zeros(len(answer), 128)]))
+    monkeypatch.setattr(model, "generate", lambda p, b: Generation([answer], [torch.zeros(len(answer), adapter.loaded.config.llm_hidden)], [None]))
     output = adapter.predict(task, samples, prompts, media=media)[0]
     assert output.masks is None and not parse_output(task, samples[0], output).ok
 

@@ -97,6 +97,31 @@ def test_placeholders_are_replaced_by_the_right_number_of_media_tokens(tiny_crab
         model.prepare(ids, None, segments)
 
 
+def test_batched_media_encoding_equals_per_sample_encoding(tiny_crab) -> None:
+    """One CLIP call for all frames and one BEATs call per segment length give each sample exactly what
+    encoding it alone gives (float32, 1e-5): videos and an image, 1 s and 2 s segments, a silent sample."""
+    from avbench.adapters.crab.model import SampleInputs
+
+    model = tiny_crab.model
+    image_prompt = "This is an image:\n<image_start><image><image_end>\n" + AV_PROMPT.split("\n", 2)[2] + "Where?"
+    g = torch.Generator().manual_seed(7)
+    items = [
+        SampleInputs(_ids(tiny_crab, AV_PROMPT + "What happens?"), *_media(1, frames=3, segments=10)),
+        SampleInputs(_ids(tiny_crab, image_prompt), _media(2, frames=1)[0], _media(2, segments=5)[1], is_image=True),
+        SampleInputs(_ids(tiny_crab, "This is a video:\n<video_start><video><video_end>\nGo"), _media(3, frames=2)[0], None),
+        SampleInputs(_ids(tiny_crab, AV_PROMPT + "Which instrument?"), _media(4, frames=4)[0], 0.1 * torch.randn(3, 32000, generator=g)),
+    ]
+    with torch.no_grad():
+        batched = model.prepare_batch(items)
+        for item, together in zip(items, batched):
+            alone = model.prepare(item.input_ids, item.pixels, item.segments, item.is_image)
+            assert together.media_counts == alone.media_counts and torch.equal(together.token_ids, alone.token_ids)
+            torch.testing.assert_close(together.embeds, alone.embeds, rtol=1e-5, atol=1e-5)
+            for a, b in zip(together.frame_features, alone.frame_features, strict=True):
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert batched[3].media_counts["<audio>"] == 3 * tiny_crab.config.qformer.audio_queries
+
+
 def test_listed_frames_are_recovered_from_the_repeated_decoded_frames() -> None:
     assert listed_frame_positions(5, 10) == [0, 2, 4, 6, 8]
     assert listed_frame_positions(10, 10) == list(range(10))
@@ -124,12 +149,14 @@ def test_left_padded_batch_generates_exactly_what_each_sample_generates_alone(ti
         alone = model.generate([sample], max_new_tokens=12)
         assert batched.tokens[index] == alone.tokens[0]
         torch.testing.assert_close(batched.states[index], alone.states[0], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(batched.prompt_states[index], alone.prompt_states[0], rtol=1e-4, atol=1e-4)
         assert len(alone.tokens[0]) == 12 or model.token_ids.eos not in alone.tokens[0]
 
 
 def test_generation_states_are_the_states_that_predicted_each_token(tiny_crab) -> None:
     """Teacher-forcing the generated answer gives the same next-token logits at every step: the KV
-    cache path is right and each kept state is the one before its token (Crab's mask-token convention)."""
+    cache path is right, each kept state is the one before its token, and the prompt state is the one
+    before the prompt's last token."""
     model = tiny_crab.model
     sample = _three_samples(tiny_crab)[1]
     generated = model.generate([sample], max_new_tokens=10)
@@ -144,6 +171,67 @@ def test_generation_states_are_the_states_that_predicted_each_token(tiny_crab) -
     forced = logits[start : start + len(tokens)]
     assert forced.argmax(-1).tolist() == tokens
     torch.testing.assert_close(model.causal_lm.lm_head(states), forced, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(model.causal_lm.lm_head(generated.prompt_states[0]), logits[start - 1], rtol=1e-4, atol=1e-4)
+
+
+def _crab_generate_avs_decoder_input(lm, prompt_embeds: torch.Tensor, script: list[int], mask_ids: set[int]) -> torch.Tensor:
+    """What Crab's inference hands its mask decoder (GeWu-Lab/Crab `models/unified_llama.py`,
+    `UnifiedForCausalLM.generate_avs`, batch of one), rebuilt on transformers' own `generate` with the
+    answer forced: generating from `inputs_embeds` returns the new tokens only; generated tokens 1, 2, ...
+    (`output_ids[:, 1:]`) are paired with `hidden_states` steps 0, 1, ...; for each mask token the last
+    layer of its paired step is kept (step 0's covers the whole prompt), concatenated along the
+    sequence, and the last 6 kept states are the decoder input."""
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    class Force(LogitsProcessor):
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            forced = torch.full_like(scores, float("-inf"))
+            forced[:, script[input_ids.shape[1]]] = 0.0
+            return forced
+
+    out = lm.generate(inputs_embeds=prompt_embeds[None], attention_mask=torch.ones(1, prompt_embeds.shape[0], dtype=torch.long),
+                      max_new_tokens=len(script), do_sample=False, logits_processor=LogitsProcessorList([Force()]),
+                      output_hidden_states=True, return_dict_in_generate=True, pad_token_id=0, eos_token_id=None)
+    assert out.sequences[0].tolist() == script  # new tokens only, as in the transformers 4.37 Crab used
+    kept = [step[-1] for token, step in zip(out.sequences[0, 1:].tolist(), out.hidden_states) if token in mask_ids]
+    return torch.cat(kept, dim=1)[0, -6:]
+
+
+@pytest.mark.parametrize("lead", ["The sounding object is a dog. Its mask is ", "<mask_start>", ""])
+def test_mask_states_are_what_crab_inference_feeds_its_decoder(tiny_crab, monkeypatch, scripted_head, lead: str) -> None:
+    """Our loop + `mask_groups` against Crab's indexing of transformers' `generate` output, with the
+    mask group after text, right after the first token (Crab's step-0 entry then holds the whole
+    prompt) and at the very start (mask token 0 then takes the prompt's second-to-last state)."""
+    model, tokenizer = tiny_crab.model, tiny_crab.tokenizer
+    mask_ids = set(model.token_ids.mask_ids)
+    text = lead + "<mask_0><mask_1><mask_2><mask_3><mask_4><mask_5>" if lead != "<mask_start>" else mask_answer(1)
+    script = encode(tokenizer, text + " Done.")
+    sample = _three_samples(tiny_crab)[2]
+    with torch.no_grad():
+        crab = _crab_generate_avs_decoder_input(model.causal_lm, sample.embeds, script, mask_ids)
+        monkeypatch.setattr(model.causal_lm, "lm_head", scripted_head(script, model.causal_lm.lm_head))
+        generated = model.generate([sample], max_new_tokens=len(script))
+    assert generated.tokens[0] == script
+    ours = model.mask_groups(generated.tokens[0], generated.states[0], generated.prompt_states[0])
+    torch.testing.assert_close(ours, crab, rtol=1e-4, atol=1e-4)
+    # and the training position (offset 1) is a different set of states
+    monkeypatch.setattr(model.config.seg, "inference_state_offset", 1)
+    training = model.mask_groups(generated.tokens[0], generated.states[0], generated.prompt_states[0])
+    first = next(j for j, t in enumerate(script) if t in mask_ids)
+    torch.testing.assert_close(training, generated.states[0][first : first + 6])
+    assert not torch.allclose(training, crab, atol=1e-2)
+
+
+def test_mask_groups_keeps_whole_groups_and_skips_a_first_mask_token_without_a_state(tiny_crab) -> None:
+    model = tiny_crab.model
+    mask = model.token_ids.mask_ids
+    states = torch.arange(15.0)[:, None].expand(15, 3)
+    before = torch.full((3,), -1.0)
+    tokens = mask + [7] + mask[:2] + [7] + mask[:5]  # 6 + 2 + 5 mask tokens: two whole groups, 1 left over
+    got = model.mask_groups(tokens, states, before)[:, 0].tolist()
+    assert got == [-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 7.0, 9.0, 10.0, 11.0, 12.0]
+    # a one-token prompt has no state before the first generated token: that mask token drops out
+    assert model.mask_groups(tokens, states, None)[:, 0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 7.0, 9.0, 10.0, 11.0, 12.0, 13.0]
 
 
 # ---- masks and losses --------------------------------------------------------------------------------------
@@ -223,6 +311,23 @@ def test_the_adapted_llm_trains_only_ilora_weights_and_gradients_flow(tiny_crab)
     assert all(g is not None and np.isfinite(g.numpy()).all() for n, g in grads.items() if "lora_B" in n)
     assert any(g.abs().sum() > 0 for n, g in grads.items() if "lora_B" in n)
     model.zero_grad(set_to_none=True)
+
+
+def test_tiny_preset_has_a_few_million_parameters_mostly_in_the_llm(tiny_crab) -> None:
+    model, config = tiny_crab.model, tiny_crab.config
+    count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
+    vocab, d, ffn, layers = len(tiny_crab.tokenizer), 256, 688, 4
+    assert (config.llm_hidden, config.llm["intermediate_size"], config.llm["num_hidden_layers"], vocab) == (d, ffn, layers, 1402)
+    # LLaMA: embeddings + head, per layer q/k/v/o + gate/up/down + 2 RMSNorms, final norm
+    base = 2 * vocab * d + layers * (4 * d * d + 3 * d * ffn + 2 * d) + d
+    # I-LoRA, r 4, 3 heads, per linear in -> out: A 4*in, B out*12, router 3*in
+    lora = lambda i, o: 4 * i + 12 * o + 3 * i  # noqa: E731
+    ilora = layers * (4 * lora(d, d) + 2 * lora(d, ffn) + lora(ffn, d))
+    assert count(model.llm) == base + ilora == 4_072_000
+    total = count(model)
+    assert 3_000_000 < total < 5_000_000 and count(model.llm) > 0.8 * total
+    # a 10-frame, 10-segment prompt gets 4 + 4 tokens per frame / segment
+    assert 10 * config.qformer.visual_queries + 10 * config.qformer.audio_queries == 80
 
 
 def test_full_preset_has_llama2_7b_clip_large_and_crab_ilora_sizes() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avbench.metrics.avss import IOU_EPS, NUM_CLASSES, AVSSStats, avss_scores, avss_stats, per_class
+from avbench.metrics.avss import IOU_EPS, NUM_CLASSES, AVSSStats, avss_scores, avss_stats, class_areas, per_class
 
 B2 = 0.3
 
@@ -135,3 +135,66 @@ def test_vectorised_matches_plain_loop_on_random_maps(seed: int) -> None:
 def test_rejects_ids_outside_the_classes() -> None:
     with pytest.raises(ValueError):
         avss_stats(np.array([[[71]]]), np.array([[[0]]]))
+
+
+def _areas_by_bincount(pred: np.ndarray, gt: np.ndarray, num_classes: int = NUM_CLASSES) -> tuple[np.ndarray, ...]:
+    """The three official histograms, frame by frame, with plain numpy bincounts."""
+    inter = np.stack([np.bincount(g[p == g], minlength=num_classes) for p, g in zip(pred, gt)])
+    area_p = np.stack([np.bincount(p.ravel(), minlength=num_classes) for p in pred])
+    area_g = np.stack([np.bincount(g.ravel(), minlength=num_classes) for g in gt])
+    return inter, area_p, area_g
+
+
+def _blocky_maps(rng: np.random.Generator, frames: int, size: int, num_classes: int = NUM_CLASSES) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of equal ids (as real masks have; what the lanes of the pixel pass are for) plus noise."""
+    gt = np.repeat(rng.integers(0, num_classes, size=(frames, size, size // 8)), 8, axis=2)
+    pred = np.where(rng.random(gt.shape) < 0.8, gt, rng.integers(0, num_classes, size=gt.shape))
+    return pred, gt
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.uint16, np.int32, np.int64])
+def test_class_areas_equal_plain_bincounts_for_every_integer_dtype(dtype) -> None:
+    rng = np.random.default_rng(3)
+    # 19 frames: two full chunks of FRAME_CHUNK = 8 and a partial one; a width that is no multiple of the lanes.
+    pred, gt = _blocky_maps(rng, 19, 40)
+    pred, gt = pred[:, :, :37], gt[:, :, :37]
+    got = class_areas(pred.astype(dtype), gt.astype(dtype))
+    for a, b in zip(got, _areas_by_bincount(pred, gt)):
+        assert a.dtype == np.float64 and np.array_equal(a, b)
+
+
+def test_class_areas_with_more_classes_than_16_bit_keys_hold() -> None:
+    rng = np.random.default_rng(4)
+    pred, gt = _blocky_maps(rng, 3, 16, num_classes=300)  # 4 lanes x 300^2 keys need more than 16 bits
+    for a, b in zip(class_areas(pred, gt, num_classes=300), _areas_by_bincount(pred, gt, 300)):
+        assert np.array_equal(a, b)
+
+
+def test_class_areas_of_no_frames_and_of_empty_frames() -> None:
+    assert all(a.shape == (0, NUM_CLASSES) for a in class_areas(np.zeros((0, 4, 4), np.uint8), np.zeros((0, 4, 4), np.uint8)))
+    assert all(not a.any() for a in class_areas(np.zeros((2, 0, 4), np.uint8), np.zeros((2, 0, 4), np.uint8)))
+
+
+def test_class_areas_restores_the_torch_thread_count() -> None:
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    class_areas(np.zeros((1, 4, 4), np.uint8), np.zeros((1, 4, 4), np.uint8))
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError):
+        class_areas(np.full((1, 2, 2), 200, np.uint8), np.zeros((1, 2, 2), np.uint8))
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize(
+    ("pred", "gt", "message"),
+    [
+        (np.array([[[0.0, 1.0]]]), np.array([[[0, 1]]]), "integer class ids"),
+        (np.array([[[True, False]]]), np.array([[[0, 1]]]), "integer class ids"),
+        (np.array([[[0, 1]]]), np.array([[[-1, 1]]]), r"ground truth class ids must lie in 0\.\.70"),
+        (np.array([[[0, 71]]], dtype=np.uint8), np.array([[[0, 1]]], dtype=np.uint8), r"prediction class ids must lie"),
+        (np.zeros((2, 3, 3), np.uint8), np.zeros((2, 3, 4), np.uint8), "must both be"),
+    ],
+)
+def test_class_areas_rejects_bad_maps(pred, gt, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        class_areas(pred, gt)
