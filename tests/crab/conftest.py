@@ -3,7 +3,9 @@ and a scripted LM head for teacher forcing through the generation loop."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, ContextManager, Iterator
 
 import pytest
 import torch
@@ -60,7 +62,22 @@ class ScriptedHead(torch.nn.Module):
         return logits
 
 
+@contextmanager
+def _scripted_lm_head(lm: torch.nn.Module, script: list[int]) -> Iterator[ScriptedHead]:
+    """Swap `lm.lm_head` for a ScriptedHead and put the original back.
+
+    Not monkeypatch: a submodule lives in `_modules`, not in the instance `__dict__`, and pytest >= 9.1
+    undoes a patch of an attribute it did not find in `__dict__` by deleting it, which would remove
+    the real head from the shared session model."""
+    original = lm.lm_head
+    lm.lm_head = ScriptedHead(script, original)
+    try:
+        yield lm.lm_head
+    finally:
+        lm.lm_head = original
+
+
 @pytest.fixture
-def scripted_head() -> type[ScriptedHead]:
-    """`scripted_head(script, model.causal_lm.lm_head)` -> a head to monkeypatch in as `lm_head`."""
-    return ScriptedHead
+def scripted_head() -> Callable[[torch.nn.Module, list[int]], ContextManager[ScriptedHead]]:
+    """`with scripted_head(model.causal_lm, script):` greedy decoding emits `script` (teacher forcing)."""
+    return _scripted_lm_head

@@ -107,7 +107,6 @@ def test_the_mask_decoder_reads_the_state_that_predicted_the_token_before_each_m
     model, tokenizer = adapter.loaded.model, adapter.loaded.tokenizer
     n_frames = len(samples[0].media["frames"])
     answer = encode(tokenizer, "The object is a dog. " + mask_answer(n_frames)) + [model.token_ids.eos]
-    monkeypatch.setattr(model.causal_lm, "lm_head", scripted_head(answer, model.causal_lm.lm_head))
     seen: dict[str, object] = {}
     generate, decode = model.generate, model.decode_masks
 
@@ -123,7 +122,8 @@ def test_the_mask_decoder_reads_the_state_that_predicted_the_token_before_each_m
     monkeypatch.setattr(model, "decode_masks", spy_decode)
     adapter.max_new_tokens, budget = len(answer), adapter.max_new_tokens
     try:
-        output = adapter.predict(task, samples, prompts, media=media)[0]
+        with scripted_head(model.causal_lm, answer):
+            output = adapter.predict(task, samples, prompts, media=media)[0]
     finally:
         adapter.max_new_tokens = budget
     assert output.text == tokenizer.decode(answer[:-1]) and len(output.masks) == n_frames

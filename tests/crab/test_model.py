@@ -209,8 +209,8 @@ def test_mask_states_are_what_crab_inference_feeds_its_decoder(tiny_crab, monkey
     sample = _three_samples(tiny_crab)[2]
     with torch.no_grad():
         crab = _crab_generate_avs_decoder_input(model.causal_lm, sample.embeds, script, mask_ids)
-        monkeypatch.setattr(model.causal_lm, "lm_head", scripted_head(script, model.causal_lm.lm_head))
-        generated = model.generate([sample], max_new_tokens=len(script))
+        with scripted_head(model.causal_lm, script):
+            generated = model.generate([sample], max_new_tokens=len(script))
     assert generated.tokens[0] == script
     ours = model.mask_groups(generated.tokens[0], generated.states[0], generated.prompt_states[0])
     torch.testing.assert_close(ours, crab, rtol=1e-4, atol=1e-4)
