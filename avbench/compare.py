@@ -20,7 +20,6 @@ baseline missing from the new run also fails the gate.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, paired_bootstrap
-from .errors import AVBenchError, DataError
+from .errors import AVBenchError, DataError, read_json
 from .predictions import read_predictions
 from .registry import get_task, task_class
 from .results import RESULTS_FILE_NAME, format_value
@@ -66,10 +65,7 @@ def load_run(path: str | Path) -> Run:
         path = path / RESULTS_FILE_NAME
     if not path.is_file():
         raise DataError("results file not found (pass a results.json or the output folder of `avbench run`)", path)
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"not valid JSON: {exc.msg}", path, exc.lineno) from None
+    results = read_json(path)
     if not isinstance(results, dict) or not isinstance(results.get("tasks"), dict):
         raise DataError("not an avbench results file: no 'tasks' object", path)
     for name, task in results["tasks"].items():

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Sequence
 import h5py
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, read_json
 
 #: Number of hex digits kept of a SHA-256.
 HASH_CHARS = 16
@@ -94,10 +94,7 @@ def _file_content(path: Path) -> bytes:
     """What a file says, independent of its formatting (the unit `content_hash` hashes)."""
     suffix = path.suffix.lower()
     if suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8-sig"))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not valid JSON ({exc.msg})", path, exc.lineno) from None
+        data = read_json(path, encoding="utf-8-sig")
         return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     if suffix in (".h5", ".hdf5"):
         parts: list[bytes] = []

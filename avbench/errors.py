@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 
@@ -41,3 +42,16 @@ class ParseError(AVBenchError):
 
     Raised by `Task.parse`; the runner catches it, records the reason and scores the sample as a failure.
     """
+
+
+def read_json(path: str | Path, encoding: str = "utf-8") -> object:
+    """A JSON file's content; malformed JSON or text is a `DataError` naming the file, line and column."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", path)
+    try:
+        return json.loads(path.read_text(encoding=encoding))
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+        line = getattr(exc, "lineno", None)
+        reason = f"{exc.msg} (column {exc.colno})" if line is not None else f"not {encoding} text ({getattr(exc, 'reason', exc)})"
+        raise DataError(f"not valid JSON: {reason}", path, line) from None

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import DataError
+from .errors import DataError, read_json
 from .registry import get_task
 from .task import stable_hash
 
@@ -69,10 +69,7 @@ def read_snapshot(path: Path) -> dict[str, Any]:
     """Read a snapshot file written by `write_snapshot`; a malformed one is a `DataError` naming the file."""
     if not path.is_file():
         raise DataError("prompt snapshot not found (write one with `avbench prompts --tasks all --out FILE`)", path)
-    try:
-        snapshot = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"not valid JSON: {exc.msg}", path, exc.lineno) from None
+    snapshot = read_json(path)
     if not isinstance(snapshot, dict) or snapshot.get("snapshot_version") != SNAPSHOT_VERSION:
         raise DataError(f"not a prompt snapshot of version {SNAPSHOT_VERSION}", path)
     for name, entry in (snapshot.get("tasks") or {}).items():

@@ -35,7 +35,7 @@ import numpy as np
 
 from avbench.datasets.layout import AUDIO_SUFFIXES, VIDEO_SUFFIXES, MediaIndex, dataset_folder
 from avbench.datasets.music_avqa import check_version, question_file
-from avbench.errors import DataError, ParseError
+from avbench.errors import DataError, ParseError, read_json
 from avbench.metrics.avqa import avqa_accuracies, avqa_accuracies_of_sums, normalize_answer
 from avbench.metrics.avqa import unit_values as avqa_unit_values
 from avbench.parsing import RepeatedIds, clean_value, last_tag, normalize_text
@@ -135,10 +135,7 @@ class MusicAVQATask(Task):
         # Media by video_id: videos/ and audios/ (conventional), or the release's folder names.
         videos = MediaIndex([root / "videos", root / "MUSIC-AVQA-videos-Real", root / "video"], VIDEO_SUFFIXES)
         audios = MediaIndex([root / "audios", root / "audio"], AUDIO_SUFFIXES)
-        try:
-            entries = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not valid JSON ({exc.msg})", path, exc.lineno) from None
+        entries = read_json(path)
         if not isinstance(entries, list):
             raise DataError("expected a JSON list of questions", path)
         unique_id = RepeatedIds()

@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedTokenizerBase
 
-from avbench.errors import AVBenchError
+from avbench.errors import AVBenchError, read_json
 
 from .config import CrabConfig, preset
 from .model import CrabModel, token_ids_from_tokenizer
@@ -134,10 +134,7 @@ def write_random_checkpoint(directory: str | Path, preset_name: str = "tiny", se
 
 def detect_layout(directory: Path) -> str:
     if (directory / CONFIG_FILE).is_file():
-        try:
-            meta = json.loads((directory / CONFIG_FILE).read_text())
-        except json.JSONDecodeError as exc:
-            raise AVBenchError(f"{directory / CONFIG_FILE}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        meta = read_json(directory / CONFIG_FILE)
         if isinstance(meta, dict) and meta.get("format") == FORMAT:
             return "avbench"
     if (directory / OFFICIAL_MARKER).is_file():

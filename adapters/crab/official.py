@@ -41,7 +41,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedTokenizerBase
 
-from avbench.errors import AVBenchError
+from avbench.errors import AVBenchError, DataError, read_json
 
 from .beats import BEATs, load_beats_checkpoint, save_beats_checkpoint
 from .config import CrabConfig, full_config
@@ -211,12 +211,9 @@ def read_hf_weights(directory: Path) -> dict[str, torch.Tensor]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise AVBenchError(f"{path}: missing (see docs/crab.md for the official layout)") from None
-    except json.JSONDecodeError as exc:
-        raise AVBenchError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not path.is_file():
+        raise DataError("missing (see docs/crab.md for the official layout)", path)
+    return read_json(path)
 
 
 def official_config(directory: Path) -> CrabConfig:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import AVBenchError, DataError
+from ..errors import AVBenchError, DataError, read_json
 from ..registry import task_class
 from .schema import SCHEMA_NAME, SCHEMA_VERSION, entry_key, validate
 
@@ -54,12 +54,7 @@ def save(path: str | Path, document: dict[str, Any]) -> None:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"not valid JSON: {exc.msg} (column {exc.colno})", path, exc.lineno) from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"not UTF-8 text ({exc.reason})", path) from None
+    return read_json(path)
 
 
 # ---- results JSON -> entry -------------------------------------------------------------------------
