@@ -246,8 +246,9 @@ def score_command(
     result = TaskResult(task, split_name, evaluation.metrics, len(samples), evaluation.n_parse_failures, task_obj.variants(),
                         intervals=evaluation.intervals, bootstrap=boot.to_json() if boot else None)
     missing = sum(p is None for p in preds)
-    results = build_results([result], {"task": task, "split": split_name, "predictions": str(predictions),
-                                       "bootstrap": bootstrap, "bootstrap_seed": bootstrap_seed}, {"name": None}, data_info)
+    config_info = {"task": task, "split": split_name, "predictions": str(predictions), "bootstrap": bootstrap,
+                   "bootstrap_seed": bootstrap_seed, "task_options": _parse_task_options(task_option)}
+    results = build_results([result], config_info, {"name": None}, data_info)
     results["tasks"][task]["n_missing"] = missing
     results["tasks"][task]["n_unknown_ids"] = len(unknown)
     if output:

@@ -200,6 +200,15 @@ def _rescore(name: str, base: Run, new: Run, data_root: Path | None, n_resamples
         notes.append(f"{name}: {len(unknown)} predicted ids are not in the data at {root} (e.g. {unknown[0]!r}); "
                      "compared the aggregate numbers")
         return None
+    # A run's results cover the first `n_samples` of the split (`--limit`); its file may hold more lines, from
+    # an earlier run into the same folder with a larger limit, which the runner reuses but did not score.
+    for run, recs in zip((base, new), records):
+        n_samples = run.results["tasks"][name].get("n_samples")
+        if isinstance(n_samples, int) and not isinstance(n_samples, bool):
+            covered = {s.id for s in samples[:n_samples]}
+            for sample_id in [i for i in recs if i not in covered]:
+                del recs[sample_id]
+    ids = set(records[0]) | set(records[1])
     used = [s for s in samples if s.id in ids]
     for side, recs in zip(("baseline", "new"), records):
         for sample_id, record in recs.items():
@@ -258,7 +267,12 @@ def _metric_names(name: str, base_task: dict[str, Any], new_task: dict[str, Any]
         primary = base_task.get("primary_metric") or next(iter(base_task["metrics"]))
         table, lower, fraction = [primary], frozenset(base_task.get("lower_is_better") or ()), frozenset()
     wanted = {"primary": [primary], "table": table, "all": list(base_task["metrics"])}[metrics]
-    names = [m for m in wanted if m in base_task["metrics"]] or [m for m in base_task["metrics"] if m in new_task["metrics"]][:1]
+    names = [m for m in wanted if m in base_task["metrics"]]
+    if not names:
+        # A split with other metrics than the task's table (e.g. Ref-AVS val: j, f): the summary table then
+        # shows all of them (results.metric_rows), so "table" gates all of them; "primary" the first one.
+        common = [m for m in base_task["metrics"] if m in new_task["metrics"]]
+        names = list(base_task["metrics"]) if metrics == "table" else common[:1]
     return names, frozenset(lower), frozenset(fraction)
 
 
@@ -284,6 +298,10 @@ def compare_runs(
         base_variants, new_variants = base_task.get("variants") or {}, new_task.get("variants") or {}
         if base_variants != new_variants:
             raise AVBenchError(f"task {name!r}: metric variants differ ({base_variants} vs {new_variants}); the numbers are not comparable")
+        if base_task.get("n_samples") != new_task.get("n_samples"):
+            comparison.notes.append(f"{name}: the runs scored different numbers of samples (baseline "
+                                    f"{base_task.get('n_samples')}, new {new_task.get('n_samples')}): samples only one "
+                                    "run predicted count as failures of the other")
         names, lower, fraction = _metric_names(name, base_task, new_task, metrics)
         rescored = _rescore(name, baseline, new, data_root, n_resamples, seed, level, comparison.notes)
         for metric in names:
