@@ -21,7 +21,7 @@ import av
 from PIL import Image, UnidentifiedImageError
 
 from .data_versions import DataVersion, known_counts, version_of
-from .errors import DataError
+from .errors import DataError, UnknownNameError
 from .media import MediaError, MediaSpec, MediaStream
 from .task import Task
 from .types import Sample
@@ -91,12 +91,21 @@ def check_task(
 ) -> CheckReport:
     """Check `task`'s data under `data_root` (see the module docstring)."""
     data_root = Path(data_root)
+    # A misspelt split is a usage error, named up front: some loaders return no samples for a split
+    # they do not know, which would read as an empty but healthy split, and a media split left unloaded
+    # would go unchecked without a word.
+    for name in [*(splits or []), *([media_split] if media_split else [])]:
+        if name not in task.splits:
+            raise UnknownNameError("split", name, list(task.splits))
+    to_load = list(splits or task.splits)
+    if media_split and media_split not in to_load:
+        to_load.append(media_split)  # loaded like an asked-for split: its media are what was asked
     report = CheckReport(task.name, data_root, [])
     loaded: dict[str, list[Sample]] = {}
-    for split in splits or task.splits:
+    for split in to_load:
         check = SplitCheck(split, official=known_counts(task.name, split))
         check.absent = [str(p) for p in task.annotation_files(data_root, split) if not Path(p).is_file()]
-        if check.absent and not splits and split != task.default_split:
+        if check.absent and not splits and split not in (task.default_split, media_split):
             report.splits.append(check)
             continue
         try:

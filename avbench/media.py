@@ -81,7 +81,8 @@ def load_image(path: str | Path, size: int) -> np.ndarray:
             return np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC))
     except FileNotFoundError:
         raise MediaError("image file not found", path) from None
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        # DecompressionBombError: an image of absurd size is a broken file to skip, not a reason to stop the run
         raise MediaError(f"cannot decode image: {exc}", path) from None
 
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Sequence
 from .adapter import ModelAdapter
 from .bootstrap import BootstrapConfig
 from .data_versions import unknown_warning, version_of
-from .errors import AVBenchError, DataError
+from .errors import AVBenchError, DataError, read_json
 from .masks import encode_map
 from .media import DecodedMedia, MediaError, MediaStream
 from .predictions import PredictionWriter, read_predictions
@@ -76,7 +76,7 @@ def _check_resumable(config: RunConfig) -> None:
     run_file = config.output_dir / RUN_FILE
     identity = json.loads(json.dumps(config.identity(), default=str))
     if run_file.exists():
-        previous = json.loads(run_file.read_text())
+        previous = read_json(run_file)  # a torn or empty run.json is named, not a bare JSONDecodeError
         if previous != identity:
             raise AVBenchError(
                 f"{config.output_dir} holds a run of {previous} but this run is {identity}; "
@@ -129,7 +129,10 @@ def _drop_media_failures(path: Path, ids: set[str]) -> None:
     Written to a temporary file and renamed over the old one: a kill leaves either file whole.
     """
     kept = []
-    for line in path.read_bytes().split(b"\n"):
+    # The last piece is empty after a final newline, else a line a killed run never finished: left
+    # out, as read_predictions(tolerate_torn_tail=True) leaves it out, so its sample is predicted again
+    # once (kept and given a newline here, it would be complete beside the new line: a duplicate id).
+    for line in path.read_bytes().split(b"\n")[:-1]:
         if not line.strip():
             continue
         try:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avbench.datasets.layout import dataset_folder
+from avbench.datasets.text import checked_lines
 from avbench.errors import DataError
 
 METADATA_COLUMNS = ("vid", "uid", "s_min", "s_sec", "a_obj", "split", "label")
@@ -57,7 +58,7 @@ def read_avsbench(data_root: Path, split: str, subsets: tuple[str, ...]) -> list
         raise DataError("AVSBench metadata not found (expected the AVSBench-semantic layout, see docs/data-layout.md)", path)
     videos: list[AVSBenchVideo] = []
     with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
+        reader = csv.DictReader(checked_lines(handle, path, "utf-8"))
         missing = [c for c in METADATA_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise DataError(f"header lacks columns {missing}; expected {','.join(METADATA_COLUMNS)}", path, 1)

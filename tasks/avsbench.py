@@ -243,7 +243,7 @@ class S4Task(BinarySegmentationTask):
         seen: set[str] = set()
         for video in read_avsbench(data_root, split, (self.subset,)):
             if video.uid in seen:
-                raise DataError(f"duplicate uid {video.uid!r} in split {split!r}", Path(data_root) / "avsbench" / "metadata.csv")
+                raise DataError(f"duplicate uid {video.uid!r} in split {split!r}", metadata_path(data_root))
             seen.add(video.uid)
             frames = range(video.n_frames)
             if split == "train":

@@ -36,6 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from avbench.datasets.layout import AUDIO_SUFFIXES, VIDEO_SUFFIXES, MediaIndex, dataset_folder
+from avbench.datasets.text import checked_lines
 from avbench.errors import DataError, ParseError
 from avbench.metrics.avvp import LEVELS, PER_LEVEL, avvp_scores, avvp_scores_of_sums, runs, unit_counts, video_scores
 from avbench.metrics.avvp import unit_values as avvp_unit_values
@@ -261,7 +262,7 @@ def _tsv_rows(path: Path, header: tuple[str, ...]) -> list[tuple[int, list[str]]
     if not path.is_file():
         raise DataError("AVVP annotation file not found", path)
     with path.open(newline="", encoding="utf-8") as handle:
-        lines = list(csv.reader(handle, delimiter="\t"))
+        lines = list(csv.reader(checked_lines(handle, path, "utf-8"), delimiter="\t"))
     if not lines or tuple(lines[0]) != header:
         raise DataError(f"expected the tab-separated header {'<TAB>'.join(header)}", path, 1)
     rows = [(n, row) for n, row in enumerate(lines[1:], start=2) if row]

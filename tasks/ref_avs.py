@@ -47,6 +47,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from avbench.datasets.layout import dataset_folder
+from avbench.datasets.text import checked_lines
 from avbench.errors import AVBenchError, DataError, UnknownNameError
 from avbench.masks import decode_map, read_binary_mask
 from avbench.parsing import RepeatedIds
@@ -149,7 +150,7 @@ class RefAVSTask(BinarySegmentationTask):
             raise DataError("Ref-AVS metadata not found (expected the Ref-AVS layout, see docs/data-layout.md)", path)
         unique_id = RepeatedIds()
         with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
+            reader = csv.DictReader(checked_lines(handle, path, "utf-8"))
             missing = [c for c in METADATA_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
                 raise DataError(f"header lacks columns {missing}; expected {','.join(METADATA_COLUMNS)}", path, 1)

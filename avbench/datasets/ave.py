@@ -17,6 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from avbench.datasets.text import checked_lines
 from avbench.errors import DataError
 from avbench.vocab import AVE_EVENTS
 
@@ -46,7 +47,7 @@ def read_rows(path: Path) -> list[AVERow]:
         raise DataError("AVE annotation file not found", path)
     rows = []
     with path.open(encoding="utf-8-sig") as handle:
-        for line_no, line in enumerate(handle, start=1):
+        for line_no, line in enumerate(checked_lines(handle, path, "utf-8-sig"), start=1):
             text = line.rstrip("\r\n")
             if not text.strip():  # a trailing empty line is harmless; rows are indexed by position
                 continue
