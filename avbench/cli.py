@@ -11,10 +11,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .console import console, err_console
 from . import __version__
 from .bootstrap import DEFAULT_RESAMPLES, BootstrapConfig
 from .cli_data import data_app
+from .console import console, err_console
 from .errors import AVBenchError, UnknownNameError
 from .predictions import read_predictions
 from .registry import (
@@ -26,6 +26,7 @@ from .results import (
 )
 from .runner import RunConfig, run
 from .scoring import evaluate, prediction_from_record
+from .task import load_samples
 
 app = typer.Typer(
     help="Evaluate audio-visual language models on AVE, AVVP, MUSIC-AVQA, ARIG, AVSBench S4/MS3, AVSS and "
@@ -232,7 +233,7 @@ def score_command(
             raise AVBenchError(f"task {task!r} has no split {split_name!r}; its splits: {', '.join(task_obj.splits)}")
         root, data_info = _resolve_data_root(data_root, synthav_seed, synthav_size)
         records = {r.id: r for r in read_predictions(predictions)}
-        samples = task_obj.load(root, split_name)
+        samples = load_samples(task_obj, root, split_name)
         known = {s.id for s in samples}
         unknown = [i for i in records if i not in known]
         preds = [prediction_from_record(task_obj, s, records[s.id]) if s.id in records else None for s in samples]

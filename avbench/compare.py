@@ -33,7 +33,7 @@ from .registry import get_task, task_class
 from .results import RESULTS_FILE_NAME, format_value
 from .runner import predictions_path
 from .scoring import prediction_from_record, score_prediction
-from .task import Task
+from .task import Task, load_samples
 from .types import Sample
 
 #: How a delta's interval was obtained (short labels for the tables; the module docstring explains them).
@@ -192,7 +192,7 @@ def _rescore(name: str, base: Run, new: Run, data_root: Path | None, n_resamples
     if root is None:
         notes.append(f"{name}: the baseline's data is not at hand (pass --data-root); compared the aggregate numbers")
         return None
-    samples = task.load(root, split)
+    samples = load_samples(task, root, split)
     by_id = {s.id: s for s in samples}
     records = [{r.id: r for r in read_predictions(f)} for f in files]
     ids = set(records[0]) | set(records[1])

@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from .data_versions import DataVersion, known_counts, version_of
 from .errors import DataError, UnknownNameError
 from .media import MediaError, MediaSpec, MediaStream
-from .task import Task
+from .task import Task, load_samples
 from .types import Sample
 
 _IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
@@ -109,7 +109,7 @@ def check_task(
             report.splits.append(check)
             continue
         try:
-            samples = task.load(data_root, split)
+            samples = load_samples(task, data_root, split)
             check.n_samples = len(samples)
             check.version = version_of(task, data_root, split, len(samples))
             if check.version.known and check.version.name not in check.official:

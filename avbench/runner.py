@@ -30,7 +30,7 @@ from .media import DecodedMedia, MediaError, MediaStream
 from .predictions import PredictionWriter, read_predictions
 from .registry import get_task
 from .scoring import evaluate, parse_output, prediction_from_record, score_prediction
-from .task import Task, stable_hash
+from .task import Task, load_samples, stable_hash
 from .types import ModelOutput, Prediction, Sample, ScoredSample, TaskResult
 
 RUN_FILE = "run.json"
@@ -187,7 +187,7 @@ def run_task(
     split = config.split or task.default_split
     if split not in task.splits:
         raise AVBenchError(f"task {task.name!r} has no split {split!r}; its splits: {', '.join(task.splits)}")
-    samples = task.load(config.data_root, split)
+    samples = load_samples(task, config.data_root, split)
     data_version = version_of(task, config.data_root, split, len(samples))
     if not data_version.known and warn is not None:
         warn(unknown_warning(task.name, split, data_version))

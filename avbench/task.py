@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
+from .errors import DataError
 from .types import Family, ModelOutput, Sample, ScoredSample, UnitSums
 
 
@@ -135,3 +136,17 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def prior_output(self, prior: Any, sample: Sample) -> ModelOutput:
         """The prior's answer for `sample`, using nothing of its media."""
+
+
+def load_samples(task: Task, data_root: Path, split: str) -> list[Sample]:
+    """`task.load`, checked: sample ids must be unique, since predictions files and resume match by id."""
+    samples = task.load(data_root, split)
+    seen: set[str] = set()
+    for sample in samples:
+        if sample.id in seen:
+            raise DataError(f"task {task.name!r}, split {split!r}: sample id {sample.id!r} occurs twice; "
+                            "the annotation files list it twice (fix the copy, or report it if it is the official release)",
+                            Path(data_root) / task.dataset_dir)
+        seen.add(sample.id)
+    return samples
+

@@ -139,3 +139,16 @@ def test_missing_data_root_is_a_clear_error(tmp_path: Path) -> None:
 def test_unknown_split_lists_the_valid_ones(tmp_path: Path) -> None:
     with pytest.raises(AVBenchError, match="no split 'dev'.*train, test"):
         run(registry.get_model("oracle"), _config(tmp_path, split="dev"))
+
+
+def test_a_data_set_listing_a_sample_twice_is_an_error_naming_the_id(tmp_path) -> None:
+    from avbench.errors import DataError
+    from avbench.task import load_samples
+    from fakes import FakeTask, write_fake_data
+
+    root = write_fake_data(tmp_path / "data", n_test=3)
+    task = FakeTask()
+    samples = task.load(root, "test")
+    task.load = lambda data_root, split: samples + samples[:1]  # type: ignore[method-assign]
+    with pytest.raises(DataError, match=f"sample id {samples[0].id!r} occurs twice"):
+        load_samples(task, root, "test")
