@@ -39,6 +39,10 @@ class MediaSpec:
     audio_seconds: float | None = 10.0
     need_video: bool = True
     need_audio: bool = True
+    #: Where in each of the n_frames equal parts of a video the frame is taken: "centre" (default: 10
+    #: frames of a 10 s clip fall mid-second, on the segments they stand for) or "start" (the first
+    #: frame of each part, as Crab's loader `np.arange(0, n, n / n_frames).astype(int)`).
+    frame_anchor: str = "centre"
 
 
 @dataclass
@@ -61,7 +65,7 @@ class MediaError(DataError):
 _SOUNDFILE_SUFFIXES = frozenset({".wav", ".flac", ".ogg"})
 
 
-def uniform_indices(n_available: int, n_wanted: int) -> list[int]:
+def uniform_indices(n_available: int, n_wanted: int, anchor: str = "centre") -> list[int]:
     """Indices of `n_wanted` items spread uniformly over `n_available`: the centre of each of
     `n_wanted` equal parts, `floor((i + 0.5) * n_available / n_wanted)`.
 
@@ -71,6 +75,10 @@ def uniform_indices(n_available: int, n_wanted: int) -> list[int]:
     """
     if n_available <= 0 or n_wanted <= 0:
         raise ValueError(f"need positive counts, got {n_available} available, {n_wanted} wanted")
+    if anchor == "start":
+        return [(i * n_available) // n_wanted for i in range(n_wanted)]
+    if anchor != "centre":
+        raise ValueError(f"frame anchor must be 'centre' or 'start', got {anchor!r}")
     return [((2 * i + 1) * n_available) // (2 * n_wanted) for i in range(n_wanted)]
 
 
@@ -98,7 +106,7 @@ def load_frames(paths: Sequence[str | Path], n_frames: int, size: int) -> np.nda
     return np.stack([cache[i] for i in picked])
 
 
-def decode_video(path: str | Path, n_frames: int, size: int) -> np.ndarray:
+def decode_video(path: str | Path, n_frames: int, size: int, anchor: str = "centre") -> np.ndarray:
     """(n_frames, size, size, 3) uint8 RGB frames of an mp4 (any container PyAV reads), uniformly
     sampled over all its frames (`uniform_indices`) and resized with bicubic interpolation.
 
@@ -113,9 +121,9 @@ def decode_video(path: str | Path, n_frames: int, size: int) -> np.ndarray:
             if not container.streams.video:
                 raise MediaError("no video stream", path)
             expected = _frame_count_hint(container.streams.video[0])
-        frames, counted = _decode_picked(path, expected, n_frames, size)
+        frames, counted = _decode_picked(path, expected, n_frames, size, anchor)
         if frames is None:
-            frames, counted = _decode_picked(path, counted, n_frames, size)
+            frames, counted = _decode_picked(path, counted, n_frames, size, anchor)
     except MediaError:
         raise
     except (av.FFmpegError, OSError, ValueError) as exc:
@@ -129,13 +137,13 @@ def _frame_count_hint(stream: av.video.stream.VideoStream) -> int:
     return int(stream.frames) if stream.frames and stream.frames > 0 else 0
 
 
-def _decode_picked(path: str | Path, n_total: int, n_frames: int, size: int) -> tuple[np.ndarray | None, int]:
+def _decode_picked(path: str | Path, n_total: int, n_frames: int, size: int, anchor: str) -> tuple[np.ndarray | None, int]:
     """Decode once, converting the frames `uniform_indices(n_total, n_frames)` picks.
 
     Returns (frames, count); frames is None when the stream did not hold exactly `n_total` frames
     (count is then the true number, for a second pass).
     """
-    picked = uniform_indices(n_total, n_frames) if n_total > 0 else []
+    picked = uniform_indices(n_total, n_frames, anchor) if n_total > 0 else []
     wanted = set(picked)
     kept: dict[int, np.ndarray] = {}
     count = 0
@@ -223,7 +231,8 @@ def decode_media(sample: Sample, spec: MediaSpec) -> DecodedMedia:
     frames = audio = None
     if spec.need_video:
         if "video" in media:
-            frames = decode_video(_one_path(media["video"], sample, "video"), spec.n_frames, spec.frame_size)
+            frames = decode_video(_one_path(media["video"], sample, "video"), spec.n_frames, spec.frame_size,
+                                  spec.frame_anchor)
         elif "frames" in media:
             paths = media["frames"]
             frames = load_frames([paths] if isinstance(paths, str) else list(paths), spec.n_frames, spec.frame_size)

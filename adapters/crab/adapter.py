@@ -3,7 +3,9 @@
 Options (CLI `avbench run --model crab ...`): `checkpoint` (a directory in our layout or the official
 release layout; required for now), `device` (cpu, cuda, cuda:N, auto), `dtype` (auto, float32,
 bfloat16, float16; auto = bfloat16 on a CUDA device that supports it, else float32),
-`max_new_tokens` (default: the task's, i.e. Crab's 500 for text tasks and 100 for segmentation).
+`max_new_tokens` (default: the task's, i.e. Crab's 500 for text tasks and 100 for segmentation; for
+segmentation that is Crab's budget per mask, so the default is 100 x the most frames of a sample in
+the batch, since avbench asks for all of a sample's masks in one answer).
 
 Per batch: the task's prompt is wrapped in Crab's chat framing, media are encoded (the batch's
 frames in one CLIP call, its audio segments in one BEATs call) and spliced in,
@@ -76,7 +78,8 @@ def _budget(max_new_tokens: int | None) -> int | None:
 class CrabAdapter(ModelAdapter):
     name = "crab"
     description = "Crab-style audio-visual LLM (LLaMA + CLIP + BEATs + Q-Formers + I-LoRA + SAM-style decoder); needs --checkpoint DIR"
-    media_spec = MediaSpec(n_frames=10, frame_size=224, sample_rate=16000, audio_seconds=None)
+    # Crab's loader takes the first frame of each tenth of a video (GeWu-Lab/Crab `dataset/unified_dataset.py`)
+    media_spec = MediaSpec(n_frames=10, frame_size=224, sample_rate=16000, audio_seconds=None, frame_anchor="start")
 
     def __init__(self, seed: int = 0, checkpoint: str | Path | None = None, device: str | None = None,
                  dtype: str | None = None, max_new_tokens: int | None = None, **options: Any):
@@ -128,6 +131,10 @@ class CrabAdapter(ModelAdapter):
                 frame_counts.append(sample_media.pixels.shape[0])
             prepared = model.prepare_batch(inputs)  # the batch's frames and audio each encoded in one call
             budget = self.max_new_tokens or task.max_new_tokens
+            if self.max_new_tokens is None and task.output_kind == "mask":
+                # Crab's 100 new tokens are per segmentation answer, which holds one mask; avbench's
+                # prompts ask for every frame's mask in one answer (8 mask tokens per frame alone)
+                budget *= max(frame_counts)
             generation = model.generate(prepared, budget)
             outputs = []
             for index, (tokens, states) in enumerate(zip(generation.tokens, generation.states)):

@@ -5,9 +5,12 @@ states around the generated mask tokens, and the loop keeps exactly the states i
 (B, steps, d: the state that predicted each generated token, plus the state that predicted the
 prompt's last token) instead of all layers' states of all steps. Which of them feeds the decoder is
 decided in `model.CrabModel.mask_groups` (Crab's inference takes the state that predicted the token
-*before* each mask token; see there). Left padding as Crab:
+*before* each mask token; see there). Left padding as Crab's `prepare_multimodal_inputs` builds it:
 pad positions hold the pad token's embedding with attention mask 0, and position ids count only
-real tokens (cumsum of the mask - 1), so a padded row computes what it computes alone.
+real tokens (cumsum of the mask - 1), so a padded row computes what it computes alone. (Crab's own
+`generate` then passes only `inputs_embeds` to transformers' `generate`, which attends to every
+position, pads included; its batched text-task inference therefore differs from batch size 1, which
+is what this loop reproduces for any batch.)
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ images (AVSBench, Ref-AVS: 5 or 10 per clip) the runner repeats them to the spec
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,8 @@ from .beats import CRAB_SEGMENTS, SegmentSpec, crab_segments
 from .vision import frames_to_pixels
 
 DEFAULT_SEGMENTS = SegmentSpec(10)
+#: The shortest segment BEATs encodes: one patch of 16 fbank frames of 25 ms every 10 ms at 16 kHz.
+MIN_SEGMENT_SAMPLES = 400 + 15 * 160
 
 
 def listed_frame_positions(n_listed: int, n_decoded: int) -> list[int]:
@@ -54,7 +57,11 @@ def prepare_media(task_name: str, sample: Sample, media: DecodedMedia, image_siz
     if media.audio is not None:
         spec = CRAB_SEGMENTS.get(task_name, DEFAULT_SEGMENTS)
         waveform = torch.from_numpy(np.ascontiguousarray(media.audio, dtype=np.float32))
-        if waveform.shape[0] < spec.total_seconds:  # shorter than one sample per "second": pad with silence
-            waveform = torch.nn.functional.pad(waveform, (0, spec.total_seconds - waveform.shape[0]))
+        # Too short for every segment to hold one BEATs patch (16 fbank frames = 2,800 samples): Crab would fail
+        # here; we pad with silence at the end, so a clip with a truncated audio track is still answered.
+        per_second = math.ceil(MIN_SEGMENT_SAMPLES / (spec.before + spec.after))
+        needed = int(spec.total_seconds * per_second)
+        if waveform.shape[0] < needed:
+            waveform = torch.nn.functional.pad(waveform, (0, needed - waveform.shape[0]))
         segments = crab_segments(waveform, spec)
     return SampleMedia(frames_to_pixels(frames, image_size), segments, is_image="image" in sample.media)

@@ -137,6 +137,28 @@ def test_the_mask_decoder_reads_the_state_that_predicted_the_token_before_each_m
     assert not torch.allclose(seen["decoder_input"], hidden[[p - 1 for p in mask_positions]], atol=1e-2)
 
 
+def test_default_budget_is_crabs_per_mask_budget_times_the_masks_asked_for(
+        adapter: CrabAdapter, synthav_tiny: Path, scripted_head) -> None:
+    """Crab gives each segmentation answer (one mask) 100 new tokens; avbench asks for every frame's mask
+    in one answer, so the default budget must scale with the frames: a Crab-style answer for 10 frames
+    (text before each mask group) runs past 100 tokens and would lose its last groups."""
+    task, samples, prompts, media = _batch("ref_avs", synthav_tiny, adapter, n=1)
+    model, tokenizer = adapter.loaded.model, adapter.loaded.tokenizer
+    n_frames = len(samples[0].media["frames"])
+    ordinals = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+    text = " ".join(f"The mask of the object at the {ordinals[k]} second is {mask_answer(1)}." for k in range(n_frames))
+    answer = encode(tokenizer, text) + [model.token_ids.eos]
+    assert n_frames == 10 and task.max_new_tokens == 100 and 100 < len(answer) <= 100 * n_frames
+    adapter.max_new_tokens, budget = None, adapter.max_new_tokens
+    try:
+        with scripted_head(model.causal_lm, answer):
+            output = adapter.predict(task, samples, prompts, media=media)[0]
+    finally:
+        adapter.max_new_tokens = budget
+    assert output.text == tokenizer.decode(answer[:-1])
+    assert output.masks is not None and len(output.masks) == n_frames
+
+
 def test_no_mask_tokens_means_no_maps(adapter: CrabAdapter, synthav_tiny: Path, monkeypatch) -> None:
     task, samples, prompts, media = _batch("s4", synthav_tiny, adapter, n=1)
     model = adapter.loaded.model
@@ -168,3 +190,22 @@ def test_cli_runs_every_task_end_to_end(tiny_checkpoint: Path, synthav_tiny: Pat
     for name in ALL_TASKS:
         lines = (out / f"{name}_test.jsonl").read_text().splitlines()
         assert len(lines) == 2 and all(json.loads(line)["raw_output"] is not None for line in lines)
+
+
+@pytest.mark.parametrize("name", ["ave", "music_avqa", "s4", "arig"])
+def test_audio_too_short_for_crabs_segments_is_padded_not_fatal(name: str) -> None:
+    """A truncated audio track (0.1 s) still gives every segment one BEATs patch: silence is appended."""
+    from avbench.adapters.crab.beats import BEATs, BEATsConfig
+    from avbench.adapters.crab.preprocess import prepare_media
+    from avbench.media import DecodedMedia
+    from avbench.types import Sample
+
+    sample = Sample("x", name, "test", {"video": "x.mp4"})
+    media = DecodedMedia(frames=np.zeros((10, 32, 32, 3), dtype=np.uint8), audio=np.full(1600, 0.1, dtype=np.float32))
+    inputs = prepare_media(name, sample, media, 32)
+    assert inputs.segments is not None and inputs.segments.shape[-1] >= 2800
+    with torch.inference_mode():
+        features = BEATs(BEATsConfig.tiny()).eval().extract_segment_features(inputs.segments)
+    assert features.shape[0] == inputs.segments.shape[0] and features.shape[1] >= 1
+    # all of the real audio is kept (MUSIC-AVQA's overlapping windows may hold some of it twice), the rest is silence
+    assert int((inputs.segments == 0.1).sum()) >= 1600 and float(inputs.segments[-1].abs().sum()) == 0.0

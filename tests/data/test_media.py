@@ -44,6 +44,18 @@ def test_video_frames_are_the_uniformly_picked_ones(tmp_path: Path) -> None:
     np.testing.assert_allclose(frames.reshape(6, -1).mean(axis=1), 8 * np.array(picked), atol=3)
 
 
+def test_start_anchored_frames_are_crabs(tmp_path: Path) -> None:
+    """`frame_anchor="start"` picks what Crab's loader picks: `np.arange(0, n, n / k).astype(int)`."""
+    for n, k in ((25, 10), (250, 10), (30, 6), (7, 10)):
+        assert uniform_indices(n, k, "start") == np.arange(0, n, n / k).astype(int).tolist()
+    with pytest.raises(ValueError, match="frame anchor"):
+        uniform_indices(10, 5, "middle")
+    path = tmp_path / "ramp.mp4"
+    _grey_ramp_video(path, 30)
+    frames = decode_video(path, 6, 32, anchor="start")
+    np.testing.assert_allclose(frames.reshape(6, -1).mean(axis=1), 8 * np.array([0, 5, 10, 15, 20, 25]), atol=3)
+
+
 def test_audio_is_resampled_downmixed_and_padded(tmp_path: Path) -> None:
     path = tmp_path / "tone.wav"
     write_tone(path, seconds=1.0, rate=48000)  # 440 Hz at 0.5 in the left channel, silence right
