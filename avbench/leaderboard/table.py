@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..results import format_value
+from ..results import format_interval, format_value
 
 REPORTED_MARK = "*"
 VARIANT_MARK = "†"
@@ -29,6 +29,8 @@ class Cell:
     interval: tuple[float, float] | None
     reported: bool
     other_variant: bool
+    #: The interval as the tables print it ("" when there is none).
+    interval_text: str = ""
 
     @property
     def marked(self) -> str:
@@ -36,10 +38,6 @@ class Cell:
         if self.value is None:
             return self.text
         return self.text + (REPORTED_MARK if self.reported else "") + (VARIANT_MARK if self.other_variant else "")
-
-    @property
-    def interval_text(self) -> str:
-        return "" if self.interval is None else f"[{self.interval[0]}, {self.interval[1]}]"
 
 
 def task_names(document: dict[str, Any]) -> list[str]:
@@ -65,11 +63,8 @@ def cell(document: dict[str, Any], entry: dict[str, Any], task: str, metric: str
         return Cell("–", None, None, reported, False)
     value = held["metrics"][metric]["value"]
     interval = held["metrics"][metric]["interval"]
-    text = format_value(value, fraction)
-    shown_interval = None
-    if interval is not None:
-        shown_interval = (format_value(interval[0], fraction), format_value(interval[1], fraction))
-    return Cell(text, value, shown_interval, reported, _other_variant(document, task, held))  # type: ignore[arg-type]
+    return Cell(format_value(value, fraction), value, None if interval is None else tuple(interval), reported,
+                _other_variant(document, task, held), format_interval(interval, fraction))
 
 
 def provenance_label(entry: dict[str, Any]) -> str:
