@@ -11,10 +11,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import __version__
+from . import __version__, distributed
+from .ablation import ablated_label, check_ablation, default_output_name
 from .bootstrap import DEFAULT_RESAMPLES, BootstrapConfig
 from .cli_data import data_app
-from .console import console, err_console
+from .console import console, err_console, fail
 from .errors import AVBenchError, UnknownNameError
 from .predictions import read_predictions
 from .registry import (
@@ -39,9 +40,6 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 
 
-def _fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _version_callback(value: bool) -> None:
@@ -160,9 +158,13 @@ def run_command(
     bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", help="Seed of the bootstrap resampling (same seed, same intervals)."),
     synthav_seed: int = typer.Option(0, help="Seed of the embedded SynthAV data (without --data-root)."),
     synthav_size: str = typer.Option("small", help="Size of the embedded SynthAV data: tiny, small (default) or medium."),
+    ablate: Optional[str] = typer.Option(None, "--ablate", help="Modality ablation: `audio` silences every sample's audio "
+                                         "(zeros of the same length), `video` blanks its frames (black, same shape), so a "
+                                         "drop in score shows the model uses that modality. Models that read media only; "
+                                         "default output folder avbench-results/<model>-no-<modality>."),
 ) -> None:
     """Evaluate MODEL on TASKS: per-sample predictions (JSONL), results.json, results.md and a summary table."""
-    out = output_dir or Path("avbench-results") / model
+    out = output_dir or Path("avbench-results") / default_output_name(model, ablate)
     try:
         names = expand_tasks(tasks)
         task_options = _parse_task_options(task_option)
@@ -171,17 +173,19 @@ def run_command(
         model_options = {k: v for k, v in (("checkpoint", str(checkpoint) if checkpoint else None), ("device", device),
                                            ("dtype", dtype), ("max_new_tokens", max_new_tokens)) if v is not None}
         adapter = get_model(model, seed=seed, **model_options)
-        root, data_info = _resolve_data_root(data_root, synthav_seed, synthav_size)
-        if overwrite and out.exists():
-            shutil.rmtree(out)
+        check_ablation(ablate, adapter)  # before SynthAV is generated: a baseline with --ablate fails at once
+        with distributed.main_first():  # data-parallel (torchrun): rank 0 alone generates SynthAV and clears the folder
+            root, data_info = _resolve_data_root(data_root, synthav_seed, synthav_size)
+            if overwrite and out.exists() and distributed.is_main():
+                shutil.rmtree(out)
         config = RunConfig(
             model=model, tasks=names, output_dir=out, data_root=root, split=split, limit=limit,
             batch_size=batch_size, seed=seed, model_options=model_options, task_options=task_options, on_error=on_error,
-            bootstrap=_bootstrap_config(bootstrap, bootstrap_seed),
+            bootstrap=_bootstrap_config(bootstrap, bootstrap_seed), ablate=ablate,
         )
         with Progress(
             TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), console=err_console, transient=False,
+            TimeRemainingColumn(), console=err_console, transient=False, disable=not distributed.is_main(),
         ) as progress:
             bars: dict[str, Any] = {}
 
@@ -192,20 +196,25 @@ def run_command(
 
             task_results = run(adapter, config, on_progress, warn=_warn_loudly)
     except KeyboardInterrupt:
-        _fail(f"interrupted; what was predicted is saved in {out}/: run the same command again to resume", code=130)
+        fail(f"interrupted; what was predicted is saved in {out}/: run the same command again to resume", code=130)
         return
     except AVBenchError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
+    if not distributed.is_main():
+        return  # rank 0 of a data-parallel run writes and prints the results
     config_info = {
         "model": model, "tasks": names, "split": split, "limit": limit, "batch_size": batch_size,
         "seed": seed, "model_options": model_options, "task_options": config.task_options, "output_dir": str(out), "on_error": on_error,
-        "bootstrap": bootstrap, "bootstrap_seed": bootstrap_seed,
+        "bootstrap": bootstrap, "bootstrap_seed": bootstrap_seed, "ablate": ablate,
     }
-    results = build_results(task_results, config_info, adapter.describe(), data_info)
+    model_info = adapter.describe()
+    if ablate is not None:  # a leaderboard or comparison then shows the ablated model under its own name
+        model_info = {**model_info, "name": ablated_label(model_info.get("name") or model, ablate), "ablate": ablate}
+    results = build_results(task_results, config_info, model_info, data_info)
     write_results(out / RESULTS_FILE_NAME, results)
     (out / "results.md").write_text(markdown_table(results))
-    _print_table(results, f"avbench {__version__} · model {model}")
+    _print_table(results, f"avbench {__version__} · model {ablated_label(model, ablate)}")
     console.print(f"predictions and results in {out}/", highlight=False)
 
 
@@ -240,7 +249,7 @@ def score_command(
         boot = _bootstrap_config(bootstrap, bootstrap_seed)
         evaluation = evaluate(task_obj, samples, preds, bootstrap=boot)
     except AVBenchError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     from .types import TaskResult
 
@@ -265,6 +274,16 @@ def score_command(
 from .cli_leaderboard import register as _register_publishing  # noqa: E402
 
 _register_publishing(app)
+
+# `train` and `data instructions`: the bundled Crab training recipe (imports torch lazily).
+from .cli_train import register as _register_training  # noqa: E402
+
+_register_training(app, data_app)
+
+# `analyze` (studies of a model beyond its scores: I-LoRA heads) lives in its own module too.
+from .cli_analyze import register as _register_analysis  # noqa: E402
+
+_register_analysis(app)
 
 
 def main() -> None:

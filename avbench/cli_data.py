@@ -15,7 +15,7 @@ from .errors import AVBenchError
 from .media import MediaSpec
 from .registry import expand_tasks, get_task
 
-data_app = typer.Typer(help="Check data set copies: layout, sample counts, data version, media files.",
+data_app = typer.Typer(help="Check data set copies (layout, sample counts, data version, media files); export SynthAV as instruction data.",
                        no_args_is_help=True)
 
 #: Most problems listed per task; the rest are counted.

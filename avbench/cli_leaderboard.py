@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .console import console, err_console
+from .console import console, err_console, fail
 from .errors import AVBenchError
 
 
@@ -29,9 +29,6 @@ _LEADERBOARD_OPTION = typer.Option(
 )
 
 
-def _fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 @leaderboard_app.command(
@@ -58,7 +55,7 @@ def add_command(
         if outcome.status != "unchanged" or not leaderboard.exists():
             save(leaderboard, updated)
     except AVBenchError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     console.print(f"{escape(outcome.message())} ({escape(str(leaderboard))})", highlight=False)
 
@@ -77,7 +74,7 @@ def show_command(
         if task is not None and task not in document["tasks"]:
             raise AVBenchError(f"the leaderboard has no task {task!r}; its tasks: {', '.join(document['tasks'])}")
     except AVBenchError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     console.print(overview_table(document) if task is None else task_table(document, task))
 
@@ -101,7 +98,7 @@ def render_command(
             raise AVBenchError(f"--format takes md or html, got {format!r}")
         text = renderers[format](load(leaderboard))
     except AVBenchError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
@@ -131,7 +128,7 @@ def compare_command(
             n_resamples=n_resamples, seed=seed, level=level,
         )
     except AVBenchError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     text = to_markdown(comparison)
     if markdown is not None:
@@ -180,7 +177,7 @@ def prompts_command(
         else:
             write_snapshot(out, build_snapshot(names, synthav_size=synthav_size, synthav_seed=synthav_seed))  # type: ignore[arg-type]
     except AVBenchError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     if out is not None:
         console.print(f"wrote the prompts of {len(names)} tasks to {escape(str(out))}", highlight=False)

@@ -79,6 +79,7 @@ def build_results(
             # [low, high] per metric; null for a bound that is undefined (NaN), as JSON has no NaN.
             tasks[r.task]["intervals"] = {m: [_json_number(low), _json_number(high)] for m, (low, high) in r.intervals.items()}
             tasks[r.task]["bootstrap"] = r.bootstrap
+    revision = git_revision()
     return {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "avbench_version": __version__,
@@ -90,10 +91,30 @@ def build_results(
             "python": platform.python_version(),
             "platform": platform.platform(),
             "packages": package_versions(),
-            "git_revision": git_revision(),
+            "git_revision": revision,
         },
         "tasks": tasks,
         "families": family_scores(results),
+        **lm_eval_keys(tasks, revision),
+    }
+
+
+def lm_eval_keys(tasks: dict[str, dict[str, Any]], git_hash: str | None) -> dict[str, Any]:
+    """The top-level keys of lm-evaluation-harness's results JSON whose meaning avbench shares, in its
+    layout (docs/lm-eval.md maps every field), so tools that read lm-eval results read ours (e.g.
+    `lm_eval.utils.make_table`). They repeat what `tasks` holds: metric values keyed "<metric>,none"
+    (lm-eval's "metric,filter"; avbench applies no output filter), task versions, 0 shots, which way
+    each metric is better, sample counts (original: the split; effective: after --limit), the revision."""
+    return {
+        "results": {name: {"alias": name, **{f"{metric},none": value for metric, value in entry["metrics"].items()}}
+                    for name, entry in tasks.items()},
+        "versions": {name: entry["task_version"] for name, entry in tasks.items()},
+        "n-shot": {name: 0 for name in tasks},
+        "higher_is_better": {name: {metric: metric not in entry["lower_is_better"] for metric in entry["metrics"]}
+                             for name, entry in tasks.items()},
+        "n-samples": {name: {"original": (entry["data_version"] or {}).get("n_samples", entry["n_samples"]),
+                             "effective": entry["n_samples"]} for name, entry in tasks.items()},
+        "git_hash": git_hash,
     }
 
 

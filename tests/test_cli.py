@@ -31,11 +31,14 @@ def test_tasks_and_models_list_one_line_each() -> None:
     assert [line.split()[0] for line in models.output.splitlines()] == ["random", "prior", "oracle", "crab"]
 
 
-def test_crab_says_it_is_not_available_in_one_line() -> None:
+def test_crab_without_its_bundled_weights_says_how_to_get_them_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from avbench.adapters.crab import adapter as crab_adapter
+
+    monkeypatch.setattr(crab_adapter, "BUNDLED_CHECKPOINT", tmp_path / "missing")
     result = runner.invoke(app, ["run", "--model", "crab", "--tasks", "all"])
     assert result.exit_code != 0
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and "crab" in lines[0] and "not available" in lines[0]
+    assert len(lines) == 1 and "crab-tiny" in lines[0] and "avbench train --config configs/crab-tiny.yaml" in lines[0]
 
 
 @pytest.mark.parametrize(

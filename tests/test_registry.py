@@ -21,13 +21,14 @@ def test_groups_follow_the_four_crab_families() -> None:
         assert name in registry.TASK_GROUPS[registry.task_class(name).family]
 
 
-def test_unknown_and_unavailable_names() -> None:
+def test_unknown_and_unavailable_names(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(UnknownNameError, match="valid tasks: all, arig, ave, avss, avvp"):
         registry.expand_tasks("ave,nope")
     with pytest.raises(UnknownNameError):
         registry.expand_tasks(",")
-    with pytest.raises(ModelUnavailableError, match="not available"):
-        registry.get_model("crab")
+    with pytest.raises(ModelUnavailableError, match="not available: weights withheld"):
+        monkeypatch.setitem(registry.UNAVAILABLE_MODELS, "secret", "weights withheld")
+        registry.get_model("secret")
     with pytest.raises(AVBenchError, match="does not take the options"):
         registry.get_task("ave", colour="red")
 

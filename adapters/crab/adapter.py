@@ -1,7 +1,7 @@
 """`--model crab`: the Crab-style model as an avbench adapter.
 
 Options (CLI `avbench run --model crab ...`): `checkpoint` (a directory in our layout or the official
-release layout; required for now), `device` (cpu, cuda, cuda:N, auto), `dtype` (auto, float32,
+release layout; default: the bundled `crab-tiny`, see `default_checkpoint`), `device` (cpu, cuda, cuda:N, auto), `dtype` (auto, float32,
 bfloat16, float16; auto = bfloat16 on a CUDA device that supports it, else float32),
 `max_new_tokens` (default: the task's, i.e. Crab's 500 for text tasks and 100 for segmentation; for
 segmentation that is Crab's budget per mask, so the default is 100 x the most frames of a sample in
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from avbench.adapter import ModelAdapter
+from avbench.distributed import topology
 from avbench.errors import AVBenchError, ModelUnavailableError
 from avbench.media import DecodedMedia, MediaSpec
 from avbench.task import Task
@@ -39,9 +40,19 @@ SEMANTIC_TASKS = frozenset({"avss"})
 
 
 def resolve_device(name: str | None) -> torch.device:
+    """The device of `--device`; in a data-parallel run `auto` and `cuda` mean each rank's own GPU, cuda:LOCAL_RANK."""
     name = (name or "auto").strip()
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        name = "cuda"
+    place = topology()
+    if name == "cuda" and place.is_distributed and torch.cuda.is_available():
+        if place.local_rank >= torch.cuda.device_count():
+            raise AVBenchError(f"this rank (LOCAL_RANK {place.local_rank}) would run on cuda:{place.local_rank}, but only "
+                               f"{torch.cuda.device_count()} CUDA device(s) are visible: start at most that many processes per "
+                               "node, or pass --device cuda:N to put every rank on GPU N")
+        return torch.device("cuda", place.local_rank)
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -75,9 +86,24 @@ def _budget(max_new_tokens: int | None) -> int | None:
     return int(max_new_tokens) if max_new_tokens is not None else None
 
 
+#: crab-tiny as trained by `avbench train --config configs/crab-tiny.yaml`, shipped with the package.
+BUNDLED_CHECKPOINT = Path(__file__).parent / "crab_tiny"
+
+
+def default_checkpoint() -> Path:
+    """The bundled crab-tiny checkpoint (docs/training.md says how it was made)."""
+    if not (BUNDLED_CHECKPOINT / "model.safetensors").is_file():
+        raise ModelUnavailableError(
+            f"the bundled crab-tiny checkpoint is missing from {BUNDLED_CHECKPOINT}: reinstall avbench, or train it with "
+            "`avbench train --config configs/crab-tiny.yaml` and pass --checkpoint runs/crab-tiny/final"
+        )
+    return BUNDLED_CHECKPOINT
+
+
 class CrabAdapter(ModelAdapter):
     name = "crab"
-    description = "Crab-style audio-visual LLM (LLaMA + CLIP + BEATs + Q-Formers + I-LoRA + SAM-style decoder); needs --checkpoint DIR"
+    description = ("Crab-style audio-visual LLM (LLaMA + CLIP + BEATs + Q-Formers + I-LoRA + SAM-style decoder); "
+                   "default weights: the bundled crab-tiny, or --checkpoint DIR")
     # Crab's loader takes the first frame of each tenth of a video (GeWu-Lab/Crab `dataset/unified_dataset.py`)
     media_spec = MediaSpec(n_frames=10, frame_size=224, sample_rate=16000, audio_seconds=None, frame_anchor="start")
 
@@ -87,11 +113,7 @@ class CrabAdapter(ModelAdapter):
         if options:
             raise AVBenchError(f"model 'crab' does not take the options {sorted(options)}")
         if checkpoint is None:
-            raise ModelUnavailableError(
-                "model 'crab' is not available without weights: pass --checkpoint DIR (a crab checkpoint in avbench's layout, "
-                "e.g. one written by avbench.adapters.crab.checkpoint.write_random_checkpoint, or the official "
-                "release layout described in docs/crab.md)"
-            )
+            checkpoint = default_checkpoint()
         self.max_new_tokens = _budget(max_new_tokens)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)

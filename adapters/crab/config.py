@@ -40,6 +40,9 @@ class QFormerSettings:
     audio_queries: int = 32
     #: Linear layers of the MLP into the LLM width (Crab: 2, i.e. Linear-GELU-Linear).
     projector_depth: int = 2
+    #: Std of the random initialisation (BERT's 0.02, calibrated for width 768; a narrow Q-Former needs
+    #: about 1/sqrt(width), or its output barely depends on the features it reads).
+    initializer_range: float = 0.02
 
 
 @dataclass
@@ -210,7 +213,7 @@ def tiny_config(vocab_size: int = 0) -> CrabConfig:
         audio=_beats_tiny_cfg(),
         qformer=QFormerSettings(
             hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128,
-            visual_queries=4, audio_queries=4,
+            visual_queries=4, audio_queries=4, initializer_range=0.125,
         ),
         seg=SegSettings(
             prompt_embed_dim=32, decoder_depth=2, decoder_heads=2, decoder_mlp_dim=64, avs_query_num=16,

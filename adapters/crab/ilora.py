@@ -142,7 +142,8 @@ class ILoRALinear(nn.Module, LoraLayer):
 
     Parameters per adapter: `lora_A[a]` (in→r), `lora_B[a]` (N·r→out, head i = columns i·r…(i+1)·r−1),
     `lora_route[a]` (in→N). Runtime state, not saved: `head_mask` (N,) buffer — 0 switches a head
-    off — and `router_weights`, the last forward's softmax (…, N) while `record_router` is True.
+    off — and `router_weights`, the last forward's softmax (…, N) while `record_router` is True;
+    `router_history`, when a list (`record_router_history`), also collects every forward's softmax.
     """
 
     adapter_layer_names: tuple[str, ...] = ("lora_A", "lora_B", "lora_route")
@@ -170,6 +171,7 @@ class ILoRALinear(nn.Module, LoraLayer):
         self.register_buffer("head_mask", None, persistent=False)
         self.record_router = False
         self.router_weights: torch.Tensor | None = None
+        self.router_history: list[torch.Tensor] | None = None
         self._active_adapter = adapter_name
         self.update_layer(adapter_name, r, lora_alpha, lora_dropout=lora_dropout, n_heads=n_heads, config=config)
 
@@ -247,6 +249,8 @@ class ILoRALinear(nn.Module, LoraLayer):
         weights = torch.softmax(logits, dim=-1, dtype=torch.float32)  # float32 softmax, as in Crab
         if self.record_router:
             self.router_weights = weights.detach()
+            if self.router_history is not None:
+                self.router_history.append(self.router_weights)
         weights = weights.to(h.dtype)
         if self.head_mask is not None:
             weights = weights * self.head_mask.to(weights.dtype)
@@ -367,6 +371,61 @@ def record_router_weights(model: nn.Module) -> Iterator[RouterWeights]:
     finally:
         for _, layer in layers:
             layer.record_router, layer.router_weights = False, None
+
+
+class RouterHistory(Mapping[str, torch.Tensor]):
+    """Live read-only view {layer name: the router softmax of every forward since recording started (or
+    since `clear`), joined along the token axis: (B, T_1 + T_2 + …, N), float32, detached}.
+
+    Why joined: in KV-cached generation the first forward covers the (left-padded) prompt and each later
+    forward the one token fed back, so the join lines up with the positions of the whole sequence,
+    prompt then generated tokens, and a caller selects the positions it wants with one (B, T) mask.
+    """
+
+    def __init__(self, layers: list[tuple[str, ILoRALinear]]) -> None:
+        self._layers = dict(layers)
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        history = self._layers[name].router_history
+        if not history:
+            raise KeyError(f"layer {name!r} has not run a forward pass since recording started")
+        if len({tuple(w.shape[:-2]) for w in history}) != 1:
+            raise ILoRAError(f"layer {name!r}: the recorded forwards have different batch shapes "
+                             f"{sorted({tuple(w.shape[:-2]) for w in history})}; clear() the history between batches")
+        return torch.cat(history, dim=-2)
+
+    def __iter__(self) -> Iterator[str]:
+        return (n for n, layer in self._layers.items() if layer.router_history)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def clear(self) -> None:
+        """Forget what was recorded so far (e.g. between batches), and keep recording."""
+        for layer in self._layers.values():
+            if layer.router_history is not None:
+                layer.router_history.clear()
+
+
+@contextlib.contextmanager
+def record_router_history(model: nn.Module) -> Iterator[RouterHistory]:
+    """Within the block every I-LoRA layer keeps the router weights of every forward, not just the last
+    (`record_router_weights`): what a generation loop needs, where each decoding step is a forward.
+
+    >>> with record_router_history(model.llm) as history:
+    ...     generation = model.generate(prepared, 8)
+    ...     history[name]  # (B, prompt length + steps - 1, N): every position of the generated sequence
+    """
+    layers = _named_layers(model)
+    if not layers:
+        raise ILoRAError(f"{type(model).__name__} has no I-LoRA layers")
+    for _, layer in layers:
+        layer.record_router, layer.router_weights, layer.router_history = True, None, []
+    try:
+        yield RouterHistory(layers)
+    finally:
+        for _, layer in layers:
+            layer.record_router, layer.router_weights, layer.router_history = False, None, None
 
 
 # ------------------------------------------------------------------------------------- state dicts

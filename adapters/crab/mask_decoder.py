@@ -184,10 +184,13 @@ class SegmentationHead(nn.Module):
         self.pe_layer = RandomFourierPositions(dim // 2)
         self.decoder = MultiScaleMaskDecoder(seg)
 
-    def forward(self, mask_states: torch.Tensor, image_features: list[torch.Tensor], semantic: bool) -> torch.Tensor:
+    def forward(self, mask_states: torch.Tensor, image_features: list[torch.Tensor], semantic: bool,
+                out_size: int | None = None) -> torch.Tensor:
         """mask_states (G, scales*tokens, d); image_features: per scale (G, grid*grid, vision_hidden).
 
-        Returns logits (G, K, image_size, image_size): K = 1 (binary) or the number of AVSS classes.
+        Returns logits (G, K, out_size, out_size), out_size = image_size by default: K = 1 (binary) or the number of
+        AVSS classes. `out_size` = `seg.low_res_mask_size` returns the low-resolution logits before the final
+        upsampling (a cheaper training target; docs/training.md).
         """
         seg = self.seg
         groups = mask_states.shape[0]
@@ -207,7 +210,10 @@ class SegmentationHead(nn.Module):
             scaled = F.interpolate(logits.float(), size=(size, size), mode="bilinear", align_corners=False) / seg.image_scale_nums
             low_res = scaled if low_res is None else low_res + scaled
             previous = logits
-        return F.interpolate(low_res, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
+        out_size = out_size or self.image_size
+        if out_size == low_res.shape[-1]:
+            return low_res
+        return F.interpolate(low_res, size=(out_size, out_size), mode="bilinear", align_corners=False)
 
 
 def mask_loss(logits: torch.Tensor, targets: torch.Tensor, semantic: bool) -> torch.Tensor:

@@ -194,16 +194,18 @@ class CrabModel(nn.Module):
         return left_pad([s.embeds.to(self.device, self.dtype) for s in samples], pad)
 
     # ---- masks -------------------------------------------------------------------------------------
-    def decode_masks(self, mask_states: torch.Tensor, frame_features: list[torch.Tensor], frames: Sequence[int], semantic: bool) -> torch.Tensor:
+    def decode_masks(self, mask_states: torch.Tensor, frame_features: list[torch.Tensor], frames: Sequence[int], semantic: bool,
+                     size: int | None = None) -> torch.Tensor:
         """mask_states (G * 6, d): groups of mask-token states in order; group g is decoded against
-        frame `frames[g]`. Returns logits (G, K, S, S), K = 1 or the number of AVSS classes."""
+        frame `frames[g]`. Returns logits (G, K, S, S), K = 1 or the number of AVSS classes, S = `size`
+        (default: the image size)."""
         per = self.config.seg.mask_tokens_per_mask
         groups = mask_states.shape[0] // per
         if groups != len(frames) or mask_states.shape[0] % per:
             raise ValueError(f"{mask_states.shape[0]} mask-token states do not make {len(frames)} groups of {per}")
         index = torch.as_tensor(list(frames), device=frame_features[0].device)
         features = [f.index_select(0, index) for f in frame_features]
-        return self.seg(mask_states.reshape(groups, per, -1), features, semantic)
+        return self.seg(mask_states.reshape(groups, per, -1), features, semantic, size)
 
     def mask_groups(self, token_ids: Sequence[int], states: torch.Tensor, prompt_state: torch.Tensor | None = None) -> torch.Tensor:
         """The decoder inputs of the mask tokens among the generated `token_ids`, in order, cut to whole
@@ -237,6 +239,8 @@ class CrabModel(nn.Module):
         mask_frames: Sequence[Sequence[int] | None] | None = None,
         mask_targets: Sequence[torch.Tensor | None] | None = None,
         semantic: Sequence[bool] | None = None,
+        mask_groups: Sequence[Sequence[int] | None] | None = None,
+        mask_size: int | None = None,
     ) -> CrabForwardOutput:
         """Teacher-forced pass over prompt + answer (the samples' `labels` mark the answer).
 
@@ -245,6 +249,9 @@ class CrabModel(nn.Module):
         position before each mask token, as Crab), group g decoded against frame `mask_frames[i][g]`;
         with `mask_targets[i]` (G, S, S) the mask loss of `mask_decoder.mask_loss` is added (summed
         over masks, as Crab). `semantic[i]`: AVSS class logits instead of one binary logit.
+        `mask_groups[i]`: which of the answer's groups (0 = first) are decoded, instead of the first
+        `len(mask_frames[i])`, e.g. a sample of a clip's annotated frames (training on fewer masks).
+        `mask_size`: the side of the logits (and targets), default the image size.
         """
         batch = self._pad(samples)
         out = self.causal_lm.model(inputs_embeds=batch.embeds, attention_mask=batch.attention_mask, position_ids=batch.position_ids)
@@ -269,9 +276,14 @@ class CrabModel(nn.Module):
             positions = [offset + i - 1 for i, t in enumerate(ids) if t in mask_ids]
             states = hidden[row, positions]
             per = self.config.seg.mask_tokens_per_mask
-            states = states[: len(frames) * per]
+            chosen = mask_groups[row] if mask_groups is not None and mask_groups[row] is not None else range(len(frames))
+            if len(chosen) != len(frames) or (len(chosen) and max(chosen) >= states.shape[0] // per):
+                raise ValueError(f"sample {row}: mask groups {list(chosen)} for frames {list(frames)}, "
+                                 f"but the answer holds {states.shape[0] // per} groups")
+            rows = torch.as_tensor([g * per + k for g in chosen for k in range(per)], dtype=torch.long, device=states.device)
+            states = states.index_select(0, rows)
             is_semantic = bool(semantic[row]) if semantic is not None else False
-            mask_logits[row] = self.decode_masks(states, sample.frame_features, frames, is_semantic)
+            mask_logits[row] = self.decode_masks(states, sample.frame_features, frames, is_semantic, mask_size)
             if mask_targets is not None and mask_targets[row] is not None:
                 loss = mask_loss(mask_logits[row], mask_targets[row].to(self.device), is_semantic)
                 total_mask_loss = loss if total_mask_loss is None else total_mask_loss + loss

@@ -33,6 +33,7 @@ class QFormerResampler(nn.Module):
             cross_attention_frequency=1,
             hidden_dropout_prob=0.1,
             attention_probs_dropout_prob=0.1,
+            initializer_range=settings.initializer_range,
         )
         self.num_queries = num_queries
         self.ln = nn.LayerNorm(encoder_width)

@@ -33,8 +33,13 @@ def _batch(task_name: str, root: Path, adapter: CrabAdapter, n: int = 2):
     return task, samples, [task.build_prompt(s) for s in samples], [decode_media(s, adapter.media_spec) for s in samples]
 
 
-def test_options_are_checked(tiny_checkpoint: Path) -> None:
-    with pytest.raises(ModelUnavailableError, match="--checkpoint DIR"):
+def test_options_are_checked(tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from avbench.adapters.crab import adapter as crab_adapter
+
+    monkeypatch.setattr(crab_adapter, "BUNDLED_CHECKPOINT", tiny_checkpoint)  # the default weights when none are given
+    assert get_model("crab").loaded.path == tiny_checkpoint
+    monkeypatch.setattr(crab_adapter, "BUNDLED_CHECKPOINT", tiny_checkpoint / "missing")
+    with pytest.raises(ModelUnavailableError, match="bundled crab-tiny checkpoint is missing"):
         get_model("crab")
     with pytest.raises(AVBenchError, match="unknown dtype 'float8'"):
         CrabAdapter(checkpoint=tiny_checkpoint, dtype="float8")

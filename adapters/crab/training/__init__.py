@@ -1,0 +1,1 @@
+"""Training the Crab-style model: instruction data, the staged recipe, the loop (docs/training.md)."""

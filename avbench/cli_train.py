@@ -1,0 +1,99 @@
+"""`avbench train` (the bundled Crab recipe) and `avbench data instructions` (SynthAV as AV-UIE-style
+instruction data). Registered in avbench.cli; docs/training.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .console import console, err_console, fail
+from .errors import AVBenchError
+
+INSTRUCTIONS_FILE = "instructions.jsonl"
+
+
+
+
+def _synthav_instructions(size: str, seed: int, split: str, out: Path) -> tuple[Path, dict[str, int]]:
+    from .synthav import SIZES, ensure_synthav
+    from .synthav.instruct import export_instructions
+
+    if size not in SIZES:
+        raise AVBenchError(f"unknown SynthAV size {size!r}; sizes: {', '.join(SIZES)}")
+    with err_console.status("checking the SynthAV cache") as status:
+        root = ensure_synthav(seed=seed, size=size, progress=status.update)
+    return root, export_instructions(root, out, split=split)
+
+
+def instructions_command(
+    out: Path = typer.Option(..., "--out", "-o", help="JSONL file to write (docs/training.md, 'Instruction data')."),
+    synthav_size: str = typer.Option("medium", help="SynthAV size: tiny, small or medium."),
+    synthav_seed: int = typer.Option(0, help="SynthAV seed."),
+    split: str = typer.Option("train", help="Split to export."),
+) -> None:
+    """Export a SynthAV split as AV-UIE-style instruction data: media paths, the task's prompt, and an answer
+    that states what is seen and heard before the tagged result (plus one description record per clip)."""
+    try:
+        root, counts = _synthav_instructions(synthav_size, synthav_seed, split, out)
+    except AVBenchError as exc:
+        fail(str(exc))
+        return
+    console.print(f"{sum(counts.values())} records ({', '.join(f'{k} {v}' for k, v in counts.items())}) in {out}; "
+                  f"media paths are relative to {root}", highlight=False, soft_wrap=True)
+
+
+def train_command(
+    config: Path = typer.Option(..., "--config", "-c", help="Training recipe (YAML), e.g. configs/crab-tiny.yaml (docs/training.md)."),
+    output_dir: Optional[Path] = typer.Option(None, help="Where checkpoints, the loss log and the final model go; default: the config's output_dir."),
+    fresh: bool = typer.Option(False, help="Start over instead of resuming from the newest checkpoint in the output folder."),
+    stop_after: Optional[int] = typer.Option(None, min=1, help="Stop (with a checkpoint) after this many optimiser steps in all; run again to continue."),
+) -> None:
+    """Train the Crab-style model with the bundled staged recipe: cosine schedule with warm-up, gradient
+    accumulation, safetensors checkpoints and exact resume (re-run the same command after an interruption)."""
+    from .adapters.crab.training.data import read_instructions
+    from .adapters.crab.training.recipe import load_config
+    from .adapters.crab.training.trainer import CURVE_FILE, LOG_FILE, Trainer
+
+    try:
+        recipe = load_config(config)
+        if output_dir is not None:
+            recipe.output_dir = str(output_dir)
+        out = Path(recipe.output_dir)
+        data = recipe.data
+        if data.synthav_size is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            root, _ = _synthav_instructions(data.synthav_size, data.synthav_seed, data.split, out / INSTRUCTIONS_FILE)
+            records = read_instructions(out / INSTRUCTIONS_FILE, root)
+        else:
+            records = read_instructions(data.instructions, data.data_root)
+        with Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TimeRemainingColumn(), console=err_console, transient=False) as progress:
+            bars: dict[str, Any] = {}
+
+            def on_progress(name: str, done: int, total: int) -> None:
+                if name not in bars:
+                    bars[name] = progress.add_task(name, total=total)
+                progress.update(bars[name], completed=done)
+
+            trainer = Trainer(recipe, records, log=lambda m: progress.console.print(m, highlight=False, markup=False, soft_wrap=True),
+                              progress=on_progress)
+            result = trainer.train(resume=not fresh, stop_after=stop_after)
+    except KeyboardInterrupt:
+        fail(f"interrupted; checkpoints are in {recipe.output_dir}/checkpoints: run the same command to resume", code=130)
+        return
+    except AVBenchError as exc:
+        fail(str(exc))
+        return
+    if stop_after is not None and result is not None and result.name != "final":
+        console.print(f"stopped after step {stop_after}; checkpoint {result}; run the same command to continue", highlight=False)
+        return
+    console.print(f"model in {result} (use it with `avbench run --model crab --checkpoint {result}`); "
+                  f"loss log {out / LOG_FILE}, loss curve {out / CURVE_FILE}", highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer, data_app: typer.Typer) -> None:
+    app.command("train", epilog="Example: `avbench train --config configs/crab-tiny.yaml` (re-run to resume)")(train_command)
+    data_app.command("instructions", epilog="Example: `avbench data instructions --synthav-size medium --out train.jsonl`")(instructions_command)

@@ -1,0 +1,236 @@
+"""SynthAV as instruction data in the AV-UIE style: media references + instruction + an answer that
+reasons explicitly (what is seen, what is heard, how the two relate) before the tagged result.
+
+Crab's AV-UIE data (GeWu-Lab/Crab) pairs each clip with a task instruction and an answer whose
+explanation names the audio-visual evidence before the result tags. SynthAV knows its scenes exactly
+(`synthav.json`), so the explanation is true by construction. The instruction of every record is the
+task's own evaluation prompt (`Task.build_prompt`), so a model trained on these records is asked at
+test time exactly what it was taught to answer.
+
+One JSON object per line (docs/training.md, "Instruction data"):
+
+    {"id": "ave/psEAfRY7uDI", "task": "ave", "split": "train",
+     "media": {"video": "ave/videos/psEAfRY7uDI.mp4", "audio": "ave/audios/psEAfRY7uDI.wav"},
+     "instruction": "...", "answer": "Seen: ... Heard: ... <event>Bark</event> <range>2,5</range>.",
+     "masks": {"kind": "binary", "frames": [0, 1], "files": ["avsbench/v1m/.../labels_rgb/0.png", ...]}}
+
+Media and mask paths are relative to the data root. `masks` is present for the segmentation tasks: the
+answer holds one mask-token group per frame, and group k is supervised by `files[i]` where
+`frames[i] == k` ("binary": foreground = any non-black pixel; "semantic": AVSBench palette class ids).
+
+Besides the tasks, the recipe's connector pre-training data: `caption` records ask for a plain
+description of what is seen and heard over time in a clip, `caption_second` records (with `"second": k`)
+what is seen, where, and heard in second k of a clip (its frame k and audio [k, k + 1) s), and carry
+the same facts as `"labels": {"seen": [...], "heard": [...]}` for the encoders' pre-training objective.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from avbench.errors import DataError, read_json
+from avbench.registry import get_task
+from avbench.task import load_samples
+from avbench.tasks.avsbench import BinarySegmentationTask
+from avbench.types import Sample
+
+from . import MANIFEST
+from .scene import runs
+
+#: Tasks exported, in this order; `caption` describes a whole clip, `caption_second` one second of it.
+TASKS: tuple[str, ...] = ("ave", "avvp", "music_avqa", "arig", "s4", "ms3", "avss", "ref_avs")
+CAPTION = "caption"
+CAPTION_SECOND = "caption_second"
+#: A class's look and sound depend on its index in its data set's vocabulary, so a description names
+#: the data set whose class names it uses (a task prompt implies it).
+DATASET_NAMES = {"ave": "AVE", "avvp": "LLP", "music_avqa": "MUSIC-AVQA", "avsbench": "AVSBench", "ref_avs": "Ref-AVS"}
+CAPTION_INSTRUCTION = (
+    "This is a video:\n<video_start><video><video_end>\n"
+    "This is an audio:\n<audio_start><audio><audio_end>\n"
+    "Describe what can be seen and what can be heard in the video, and when (whole seconds, end exclusive), "
+    "with the {dataset} class names."
+)
+SECOND_INSTRUCTION = (
+    "This is an image:\n<image_start><image><image_end>\n"
+    "This is an audio:\n<audio_start><audio><audio_end>\n"
+    "The image and the audio are one second of a clip from {dataset}. Which objects can be seen, and where, and which "
+    "can be heard? Use the {dataset} class names."
+)
+LOUDNESS = {1: "soft", 2: "medium", 3: "loud"}
+MASK_KINDS = {"s4": "binary", "ms3": "binary", "ref_avs": "binary", "avss": "semantic"}
+
+
+def _spans(flags: Sequence[bool]) -> str:
+    return ", ".join(f"{a}-{b}" for a, b in runs(list(flags)))
+
+
+def describe_segments(segments: list[dict[str, Any]]) -> str:
+    """"Seen: Bark 0-4, Cat 6-10. Heard: Bark 2-7." from per-segment truth (spans end-exclusive)."""
+    n = len(segments)
+    parts = []
+    for label, key in (("Seen", "visible"), ("Heard", "audible")):
+        names = sorted({(v["class"] if isinstance(v, dict) else v) for s in segments for v in s[key]})
+        body = "; ".join(
+            f"{name} {_spans([any((v['class'] if isinstance(v, dict) else v) == name for v in segments[i][key]) for i in range(n)])}"
+            for name in names
+        )
+        parts.append(f"{label}: {body or 'nothing'}.")
+    return " ".join(parts)
+
+
+def _relative(path: str, root: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise DataError(f"media outside the data root {root}", path) from None
+
+
+def _media(sample: Sample, root: Path) -> dict[str, Any]:
+    return {k: ([_relative(p, root) for p in v] if isinstance(v, list) else _relative(v, root)) for k, v in sample.media.items()}
+
+
+def _record(task: str, sample: Sample, root: Path, instruction: str, answer: str, masks: dict[str, Any] | None = None) -> dict[str, Any]:
+    record = {"id": f"{task}/{sample.id}", "task": task, "split": sample.split, "media": _media(sample, root),
+              "instruction": instruction, "answer": answer}
+    if masks is not None:
+        record["masks"] = masks
+    return record
+
+
+def _mask_spec(task: str, frames: list[int], files: list[str], root: Path) -> dict[str, Any]:
+    return {"kind": MASK_KINDS[task], "frames": frames, "files": [_relative(f, root) for f in files]}
+
+
+def _avqa_evidence(question: dict[str, Any]) -> str:
+    seen = ", ".join(f"{cls} ({position})" for position, cls, _ in question["visual_view"]) or "no instrument"
+    heard = ", ".join(
+        f"{cls} ({LOUDNESS[level]}, {pattern + 1} beats a second, from second {onset})"
+        for cls, pattern, onset, level in question["audio_view"]
+    ) or "no instrument"
+    return f"Seen from left to right: {seen}. Heard: {heard}."
+
+
+def task_records(task_name: str, root: Path, split: str, truth: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The instruction records of one task's split, in the task's sample order."""
+    task = get_task(task_name)
+    mask_text = BinarySegmentationTask.mask_text
+    for sample in load_samples(task, root, split):
+        prompt = task.build_prompt(sample)
+        if task_name == "ave":
+            evidence = describe_segments(truth["ave"]["videos"][sample.id]["segments"])
+            t = sample.target
+            yield _record(task_name, sample, root, prompt,
+                          f"{evidence} Both seen and heard: <event>{t['event']}</event> <range>{t['start']},{t['end']}</range>.")
+        elif task_name == "avvp":
+            events = truth["avvp"]["videos"][sample.id]["events"]
+            tags = []
+            for modality in ("audio", "visual"):
+                by_class: dict[str, list[str]] = {}
+                for name, onset, offset in events[modality]:
+                    by_class.setdefault(name, []).append(f"({onset} {offset})")
+                bodies = [f"{name}," + ",".join(spans) for name, spans in sorted(by_class.items())] or [""]
+                tags.extend(f"<{modality}>{body}</{modality}>" for body in bodies)
+            yield _record(task_name, sample, root, prompt, "The events are " + " and ".join(tags) + ".")
+        elif task_name == "music_avqa":
+            question = truth["music_avqa"]["questions"][sample.id]
+            yield _record(task_name, sample, root, prompt,
+                          f"{_avqa_evidence(question)} So the answer is <answer>{question['answer']}</answer>.")
+        elif task_name == "arig":
+            yield _record(task_name, sample, root, prompt, task.reference_output(sample).text)
+        elif task_name in ("s4", "ms3"):
+            t = sample.target
+            names = " and ".join(t["category"].split("_"))
+            n = len(sample.media["frames"])
+            yield _record(task_name, sample, root, prompt, f"The sounding objects are {names}. {mask_text(n)}",
+                          _mask_spec(task_name, list(t["mask_frames"]), list(t["masks"]), root))
+        elif task_name == "avss":
+            paths = sample.target["masks"]
+            frames = [k for k, p in enumerate(paths) if p is not None]
+            n = len(sample.media["frames"])
+            names = " and ".join(sample.meta["a_obj"].split("_"))
+            yield _record(task_name, sample, root, prompt, f"The sounding objects are {names}. {mask_text(n)}",
+                          _mask_spec(task_name, frames, [paths[k] for k in frames], root))
+        elif task_name == "ref_avs":
+            text = task.reference_output(sample).text if sample.target["null"] else (
+                f"{sample.inputs['expression'].rstrip('.')} is the {sample.target['referent']}. {mask_text(len(sample.media['frames']))}")
+            yield _record(task_name, sample, root, prompt, text,
+                          _mask_spec(task_name, list(range(len(sample.target["masks"]))), list(sample.target["masks"]), root))
+        else:
+            raise ValueError(f"no instruction export for task {task_name!r}")
+
+
+def _where(box: Sequence[int], side: int, columns: int) -> str:
+    """Coarse position of a box's centre: a column (left/right, or left/middle/right) and top/bottom."""
+    x = (box[0] + box[2]) / 2 / side
+    y = (box[1] + box[3]) / 2 / side
+    column = ("left", "right")[int(x >= 0.5)] if columns == 2 else ("left", "middle", "right")[min(2, int(x * 3))]
+    return f"{('top', 'bottom')[int(y >= 0.5)]} {column}"
+
+
+def describe_second(visible: list[dict[str, Any]], audible: list[str], side: int, columns: int) -> str:
+    """"Seen: truck (bottom left), cat (top right). Heard: truck." for one second."""
+    seen = ", ".join(f"{v['class']} ({_where(v['box'], side, columns)})"
+                     for v in sorted(visible, key=lambda v: (v["box"][0], v["box"][1])))
+    return f"Seen: {seen or 'nothing'}. Heard: {', '.join(sorted(set(audible))) or 'nothing'}."
+
+
+def _clip_seconds(truth: dict[str, Any], split: str) -> Iterator[tuple[str, str, dict[str, Any], list[tuple[list, list]], int, int]]:
+    """(data set, clip id, media, per second (visible, audible), frame side, columns) of every clip of `split`."""
+    for dataset, columns in (("ave", 2), ("avvp", 2), ("music_avqa", 3)):
+        for vid, video in sorted(truth[dataset]["videos"].items()):
+            if video["split"] == split:
+                media = {"video": f"{dataset}/videos/{vid}.mp4", "audio": f"{dataset}/audios/{vid}.wav"}
+                seconds = [(s["visible"], s["audible"]) for s in video["segments"]]
+                yield dataset, vid, media, seconds, 128, columns
+    for uid, video in sorted(truth["avsbench"]["videos"].items()):
+        if video["split"] == split:
+            folder = f"avsbench/{video['subset']}/{uid}"
+            media = {"frames": [f"{folder}/frames/{k}.jpg" for k in range(len(video["frames"]))], "audio": f"{folder}/audio.wav"}
+            seconds = [([v for v in f["visible"]], f["sounding"]) for f in video["frames"]]
+            yield "avsbench", uid, media, seconds, 224, 2
+    for vid, clip in sorted(truth["ref_avs"]["clips"].items()):
+        if clip["split"] == split:
+            folder = f"ref_avs/media/{vid}"
+            media = {"frames": [f"{folder}/frames/{k}.jpg" for k in range(len(clip["segments"]))], "audio": f"{folder}/audio.wav"}
+            yield "ref_avs", vid, media, [(s["visible"], s["audible"]) for s in clip["segments"]], 224, 2
+
+
+def caption_records(root: Path, split: str, truth: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Connector pre-training data: one description per clip of AVE, AVVP and MUSIC-AVQA (what is seen and
+    heard, when), and one per second of every clip (what is seen, where, and heard in that second;
+    `"second": k` selects frame k and audio [k, k + 1) s of the clip's media)."""
+    clips = list(_clip_seconds(truth, split))
+    for dataset, vid, media, seconds, _, _ in clips:
+        if dataset in ("ave", "avvp", "music_avqa"):
+            segments = [{"visible": v, "audible": a} for v, a in seconds]
+            yield {"id": f"{CAPTION}/{dataset}/{vid}", "task": CAPTION, "split": split, "media": media,
+                   "instruction": CAPTION_INSTRUCTION.format(dataset=DATASET_NAMES[dataset]), "answer": describe_segments(segments)}
+    for dataset, vid, media, seconds, side, columns in clips:
+        for k, (visible, audible) in enumerate(seconds):
+            name = DATASET_NAMES[dataset]
+            # the same facts as labels, for the encoders' pre-training objective (docs/training.md)
+            seen = sorted({f"{name}:{v['class']}" for v in visible} | {f"{name}:{v['class']}@{_where(v['box'], side, columns)}" for v in visible})
+            yield {"id": f"{CAPTION_SECOND}/{dataset}/{vid}/{k}", "task": CAPTION_SECOND, "split": split, "media": media,
+                   "second": k, "instruction": SECOND_INSTRUCTION.format(dataset=name),
+                   "answer": describe_second(visible, audible, side, columns),
+                   "labels": {"seen": seen, "heard": sorted({f"{name}:{a}" for a in audible})}}
+
+
+def export_instructions(root: Path, out: Path, split: str = "train", tasks: Sequence[str] = TASKS,
+                        captions: bool = True) -> dict[str, int]:
+    """Write the instruction records of `split` to `out` (JSONL); returns the count per task."""
+    root = Path(root)
+    truth = read_json(root / MANIFEST)
+    counts: dict[str, int] = {}
+    streams = [task_records(name, root, split, truth) for name in tasks]
+    if captions:
+        streams.insert(0, caption_records(root, split, truth))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8", newline="\n") as handle:
+        for records in streams:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+                counts[record["task"]] = counts.get(record["task"], 0) + 1
+    return counts
