@@ -33,6 +33,7 @@ from typing import Any, Iterator, Sequence
 from avbench.errors import DataError, read_json
 from avbench.registry import get_task
 from avbench.task import load_samples
+from avbench.tasks.arig import format_box
 from avbench.tasks.avsbench import BinarySegmentationTask
 from avbench.types import Sample
 
@@ -169,9 +170,19 @@ def _where(box: Sequence[int], side: int, columns: int) -> str:
     return f"{('top', 'bottom')[int(y >= 0.5)]} {column}"
 
 
+def box_224(box: Sequence[int], side: int) -> list[int]:
+    """A scene box (end-exclusive pixels of a `side`-pixel frame) as ARIG writes boxes: inclusive pixel indices
+    on the 224 x 224 image the model sees."""
+    scale = 224 / side
+    x0, y0, x1, y1 = box
+    return [round(x0 * scale), round(y0 * scale), max(round(x0 * scale), round(x1 * scale) - 1),
+            max(round(y0 * scale), round(y1 * scale) - 1)]
+
+
 def describe_second(visible: list[dict[str, Any]], audible: list[str], side: int, columns: int) -> str:
-    """"Seen: truck (bottom left), cat (top right). Heard: truck." for one second."""
-    seen = ", ".join(f"{v['class']} ({_where(v['box'], side, columns)})"
+    """"Seen: truck (bottom left) <obj>(30,127)(110,203)</obj>. Heard: truck." for one second: each visible
+    object with its coarse position and its box in ARIG's form."""
+    seen = ", ".join(f"{v['class']} ({_where(v['box'], side, columns)}) {format_box(box_224(v['box'], side))}"
                      for v in sorted(visible, key=lambda v: (v["box"][0], v["box"][1])))
     return f"Seen: {seen or 'nothing'}. Heard: {', '.join(sorted(set(audible))) or 'nothing'}."
 

@@ -214,3 +214,17 @@ def test_audio_too_short_for_crabs_segments_is_padded_not_fatal(name: str) -> No
     assert features.shape[0] == inputs.segments.shape[0] and features.shape[1] >= 1
     # all of the real audio is kept (MUSIC-AVQA's overlapping windows may hold some of it twice), the rest is silence
     assert int((inputs.segments == 0.1).sum()) >= 1600 and float(inputs.segments[-1].abs().sum()) == 0.0
+
+
+def test_the_bundled_crab_tiny_is_the_default_and_matches_its_provenance() -> None:
+    import re
+
+    from avbench.adapters.crab.adapter import BUNDLED_CHECKPOINT, default_checkpoint
+    from avbench.adapters.crab.checkpoint import file_digest
+
+    assert default_checkpoint() == BUNDLED_CHECKPOINT
+    weights = BUNDLED_CHECKPOINT / "model.safetensors"
+    assert weights.stat().st_size <= 20 * 1024 * 1024
+    provenance = (BUNDLED_CHECKPOINT / "PROVENANCE.md").read_text()
+    assert "avbench train --config configs/crab-tiny.yaml" in provenance
+    assert re.search(r"sha256 prefix `([0-9a-f]{16})`", provenance).group(1) == file_digest([weights])

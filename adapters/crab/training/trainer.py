@@ -402,7 +402,8 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             self.position.stage_step += 1
             self.position.global_step += 1
-            self._append_log({"step": self.position.global_step, "stage": stage.name, "stage_step": self.position.stage_step,
+            self._append_log({"step": self.position.global_step, "stage": stage.name, "objective": stage.objective,
+                              "stage_step": self.position.stage_step,
                               "lr": optimizer.param_groups[0]["lr"], **{k: round(v, 6) for k, v in sums.items()},
                               "seconds": round(time.perf_counter() - started, 3)})
             if self.progress is not None:
@@ -433,7 +434,8 @@ class Trainer:
         path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
     def write_curve(self) -> Path:
-        return write_loss_curve(self.output_dir / LOG_FILE, self.output_dir / CURVE_FILE, self.config.name)
+        return write_loss_curve(self.output_dir / LOG_FILE, self.output_dir / CURVE_FILE, self.config.name,
+                                {s.name: s.objective for s in self.config.stages})
 
 
 def _complete(line: str) -> bool:
@@ -458,16 +460,24 @@ def smoothed(values: Sequence[float], window: int) -> list[float]:
     return out
 
 
-def write_loss_curve(log_path: Path, out: Path, title: str) -> Path:
-    """The loss per step (trailing mean over 20 steps), one line per loss term."""
+def write_loss_curve(log_path: Path, out: Path, title: str, objectives: dict[str, str] | None = None) -> Path:
+    """The loss per step (trailing mean over 20 steps), one line per loss term, each drawn only over the
+    steps that have it: the encoder objective; the answer stages' total, language and mask losses.
+    `objectives` (stage name -> objective) serves logs written before entries named their objective."""
     from avbench.plots import line_chart
 
     entries = read_log(log_path)
-    steps = [float(e["step"]) for e in entries]
+    for entry in entries:
+        entry.setdefault("objective", (objectives or {}).get(entry["stage"], "answer"))
     series = {}
-    for key, label in (("loss", "total"), ("lm_loss", "language"), ("mask_loss", "mask")):
-        values = [float(e[key]) for e in entries]
-        if any(values):
-            series[label] = list(zip(steps, smoothed(values, 20)))
+    for label, key, keep in (
+        ("encoders (BCE)", "loss", lambda e: e["objective"] == "encoders"),
+        ("total", "loss", lambda e: e["objective"] == "answer"),
+        ("language", "lm_loss", lambda e: e["objective"] == "answer" and e["lm_loss"] > 0),
+        ("mask", "mask_loss", lambda e: e["mask_loss"] > 0),
+    ):
+        chosen = [e for e in entries if keep(e)]
+        if chosen:
+            series[label] = list(zip([float(e["step"]) for e in chosen], smoothed([float(e[key]) for e in chosen], 20)))
     line_chart(out, series, f"{title}: training loss (mean of 20 steps)", "step", "loss")
     return out
