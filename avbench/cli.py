@@ -8,14 +8,13 @@ from typing import Any, Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from . import __version__, distributed
 from .ablation import ablated_label, check_ablation, default_output_name
 from .bootstrap import DEFAULT_RESAMPLES, BootstrapConfig
 from .cli_data import data_app
-from .console import console, err_console, fail
+from .console import ProgressBars, console, err_console, fail
 from .errors import AVBenchError, UnknownNameError
 from .predictions import read_predictions
 from .registry import (
@@ -183,18 +182,8 @@ def run_command(
             batch_size=batch_size, seed=seed, model_options=model_options, task_options=task_options, on_error=on_error,
             bootstrap=_bootstrap_config(bootstrap, bootstrap_seed), ablate=ablate,
         )
-        with Progress(
-            TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), console=err_console, transient=False, disable=not distributed.is_main(),
-        ) as progress:
-            bars: dict[str, Any] = {}
-
-            def on_progress(task_name: str, done: int, total: int) -> None:
-                if task_name not in bars:
-                    bars[task_name] = progress.add_task(task_name, total=total)
-                progress.update(bars[task_name], completed=done)
-
-            task_results = run(adapter, config, on_progress, warn=_warn_loudly)
+        with ProgressBars(12, disable=not distributed.is_main()) as bars:
+            task_results = run(adapter, config, bars.update, warn=_warn_loudly)
     except KeyboardInterrupt:
         fail(f"interrupted; what was predicted is saved in {out}/: run the same command again to resume", code=130)
         return

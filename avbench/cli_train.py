@@ -4,12 +4,11 @@ instruction data). Registered in avbench.cli; docs/training.md."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .console import console, err_console, fail
+from .console import ProgressBars, console, err_console, fail
 from .errors import AVBenchError
 
 INSTRUCTIONS_FILE = "instructions.jsonl"
@@ -69,17 +68,9 @@ def train_command(
             records = read_instructions(out / INSTRUCTIONS_FILE, root)
         else:
             records = read_instructions(data.instructions, data.data_root)
-        with Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TimeRemainingColumn(), console=err_console, transient=False) as progress:
-            bars: dict[str, Any] = {}
-
-            def on_progress(name: str, done: int, total: int) -> None:
-                if name not in bars:
-                    bars[name] = progress.add_task(name, total=total)
-                progress.update(bars[name], completed=done)
-
-            trainer = Trainer(recipe, records, log=lambda m: progress.console.print(m, highlight=False, markup=False, soft_wrap=True),
-                              progress=on_progress)
+        with ProgressBars(16) as bars:
+            trainer = Trainer(recipe, records, progress=bars.update,
+                              log=lambda m: bars.progress.console.print(m, highlight=False, markup=False, soft_wrap=True))
             result = trainer.train(resume=not fresh, stop_after=stop_after)
     except KeyboardInterrupt:
         fail(f"interrupted; checkpoints are in {recipe.output_dir}/checkpoints: run the same command to resume", code=130)

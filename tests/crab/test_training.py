@@ -252,3 +252,28 @@ def test_resume_refuses_a_changed_recipe(synthav_tiny: Path, instructions: Path,
     changed = _trainer(instructions, synthav_tiny, tmp_path / "run", steps=2, lr=1e-4)
     with pytest.raises(Exception, match="another training config"):
         changed.train(resume=True)
+
+
+def test_the_train_and_instructions_commands(synthav_tiny: Path, tmp_path: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from avbench.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "train.jsonl"
+    result = runner.invoke(app, ["data", "instructions", "--synthav-size", "tiny", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(out.read_text().splitlines()) == int(result.output.split()[0])
+    recipe = _recipe(tmp_path / "run", steps=2)
+    recipe["stages"][0]["tasks"] = ["ave"]
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    result = runner.invoke(app, ["train", "--config", str(tmp_path / "r.yaml"), "--stop-after", "1"])
+    assert result.exit_code == 0 and "stopped after step 1" in result.output, result.output
+    result = runner.invoke(app, ["train", "--config", str(tmp_path / "r.yaml")])
+    assert result.exit_code == 0 and "model in" in result.output, result.output
+    assert [e["step"] for e in read_log(tmp_path / "run" / LOG_FILE)] == [1, 2]
+    assert load_checkpoint(tmp_path / "run" / "final").config.name == "crab-tiny"
+    (tmp_path / "bad.yaml").write_text("name: x\n")
+    result = runner.invoke(app, ["train", "--config", str(tmp_path / "bad.yaml")])
+    assert result.exit_code == 2 and "bad.yaml" in result.output and "'stages' must be a non-empty list" in result.output
