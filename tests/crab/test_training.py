@@ -198,13 +198,15 @@ def test_training_lowers_the_loss_on_a_fixed_batch(synthav_tiny: Path, instructi
 
 @pytest.mark.parametrize("stop_after", [1, 3])  # inside the encoders stage (its heads are saved too), inside the next
 def test_resumed_training_equals_an_uninterrupted_run(synthav_tiny: Path, instructions: Path, tmp_path: Path, stop_after: int) -> None:
-    whole = _trainer(instructions, synthav_tiny, tmp_path / "whole", steps=2, encoder_steps=2).train(resume=False)
-    interrupted = _trainer(instructions, synthav_tiny, tmp_path / "parts", steps=2, encoder_steps=2)
+    # the second stage accumulates 2 micro-batches of 1 per step
+    whole = _trainer(instructions, synthav_tiny, tmp_path / "whole", steps=2, encoder_steps=2,
+                     batch_size=1, grad_accum=2).train(resume=False)
+    interrupted = _trainer(instructions, synthav_tiny, tmp_path / "parts", steps=2, encoder_steps=2, batch_size=1, grad_accum=2)
     stopped = interrupted.train(resume=False, stop_after=stop_after)
     assert stopped.name == f"step-{stop_after:07d}" and latest_checkpoint(tmp_path / "parts") == stopped
     assert (stopped / "probe.pt").is_file() == (stop_after == 1)
     # a fresh process (new Trainer) picks up where the first stopped, with the same data order and dropout draws
-    resumed = _trainer(instructions, synthav_tiny, tmp_path / "parts", steps=2, encoder_steps=2)
+    resumed = _trainer(instructions, synthav_tiny, tmp_path / "parts", steps=2, encoder_steps=2, batch_size=1, grad_accum=2)
     final = resumed.train(resume=True)
     assert resumed.position.global_step == 4
     a, b = _weights(whole), _weights(final)

@@ -35,7 +35,7 @@ from ..checkpoint import build_model, load_checkpoint, save_checkpoint
 from ..config import preset
 from ..model import CrabModel
 from ..tokenizer import build_tiny_tokenizer
-from .data import ExampleBuilder, InstructionRecord, MediaCache, TrainingExample, count_by_task, read_instructions
+from .data import ExampleBuilder, InstructionRecord, MediaCache, TrainingExample, count_by_task
 from .recipe import StageConfig, TrainConfig, to_dict
 
 CHECKPOINTS = "checkpoints"
@@ -89,11 +89,13 @@ def stage_records(records: Sequence[InstructionRecord], stage: StageConfig) -> l
 def micro_batch(n_records: int, batch_size: int, seed: int, stage_index: int, index: int) -> list[int]:
     """Record indices of micro-batch `index` of a stage: positions [index * b, (index + 1) * b) of an endless
     stream of epochs, each a permutation seeded by (seed, stage, epoch)."""
+    orders: dict[int, np.ndarray] = {}  # a batch spans at most a few epochs: draw each permutation once
     out = []
     for position in range(index * batch_size, (index + 1) * batch_size):
         epoch, offset = divmod(position, n_records)
-        order = np.random.default_rng([seed, stage_index, epoch]).permutation(n_records)
-        out.append(int(order[offset]))
+        if epoch not in orders:
+            orders[epoch] = np.random.default_rng([seed, stage_index, epoch]).permutation(n_records)
+        out.append(int(orders[epoch][offset]))
     return out
 
 
@@ -218,10 +220,14 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def latest_checkpoint(output_dir: Path) -> Path | None:
-    """The newest complete checkpoint (its state file is written last)."""
+def complete_checkpoints(output_dir: Path) -> list[Path]:
+    """The complete checkpoints (their state file is written last), oldest first."""
     folder = output_dir / CHECKPOINTS
-    done = sorted(p for p in folder.glob("step-*") if (p / STATE_FILE).is_file()) if folder.is_dir() else []
+    return sorted(p for p in folder.glob("step-*") if (p / STATE_FILE).is_file()) if folder.is_dir() else []
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    done = complete_checkpoints(output_dir)
     return done[-1] if done else None
 
 
@@ -285,7 +291,7 @@ class Trainer:
         return folder
 
     def _prune(self) -> None:
-        done = sorted(p for p in (self.output_dir / CHECKPOINTS).glob("step-*") if (p / STATE_FILE).is_file())
+        done = complete_checkpoints(self.output_dir)
         for old in done[: max(0, len(done) - self.config.keep_checkpoints)]:
             shutil.rmtree(old, ignore_errors=True)
 
@@ -371,32 +377,17 @@ class Trainer:
                 group["lr"] = stage.lr * lr_factor(step, stage)
             sums = {"loss": 0.0, "lm_loss": 0.0, "mask_loss": 0.0}
             for micro in range(stage.grad_accum):
-                indices = micro_batch(len(records), stage.batch_size, self.config.seed, index, step * stage.grad_accum + micro)
-                examples = [self.builder.example(records[i]) for i in indices]
-                if self.probe is not None:
-                    chosen = [records[i] for i in indices]
-                    sync = contextlib.nullcontext() if micro == stage.grad_accum - 1 else self.accelerator.no_sync(module)
-                    with sync, self.accelerator.autocast():
-                        loss = module(examples, self.probe.targets(chosen, "seen"), self.probe.targets(chosen, "heard"))
-                    with sync:
-                        self.accelerator.backward(loss / stage.grad_accum)
-                    sums["loss"] += loss.item() / stage.grad_accum
-                    continue
-                if stage.max_masks is not None:
-                    pick = np.random.default_rng([self.config.seed, index, step * stage.grad_accum + micro, 1])
-                    examples = [e.subsample_masks(stage.max_masks, pick) for e in examples]
+                micro_index = step * stage.grad_accum + micro
+                chosen = [records[i] for i in micro_batch(len(records), stage.batch_size, self.config.seed, index, micro_index)]
+                # only the last micro-batch of a step all-reduces gradients across processes; one context around
+                # forward and backward (accelerate's no_sync cannot be entered twice)
                 last = micro == stage.grad_accum - 1
-                # only the last micro-batch of a step all-reduces gradients across processes
-                sync = contextlib.nullcontext() if last else self.accelerator.no_sync(module)
-                with sync, self.accelerator.autocast():
-                    out = module(examples)
-                lm = out.lm_loss if out.lm_loss is not None else torch.zeros((), device=self.accelerator.device)
-                loss = lm + (stage.mask_loss_weight * out.mask_loss if out.mask_loss is not None else 0.0)
-                with sync:
-                    self.accelerator.backward(loss / stage.grad_accum)
-                sums["loss"] += loss.item() / stage.grad_accum
-                sums["lm_loss"] += lm.item() / stage.grad_accum
-                sums["mask_loss"] += (out.mask_loss.item() if out.mask_loss is not None else 0.0) / stage.grad_accum
+                with contextlib.nullcontext() if last else self.accelerator.no_sync(module):
+                    with self.accelerator.autocast():
+                        parts = self._micro_losses(module, stage, index, micro_index, chosen)
+                    self.accelerator.backward(parts["loss"] / stage.grad_accum)
+                for key, value in parts.items():
+                    sums[key] += value.item() / stage.grad_accum
             self.accelerator.clip_grad_norm_(params, stage.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -417,6 +408,21 @@ class Trainer:
             if stopping:
                 return False
         return True
+
+    def _micro_losses(self, module: nn.Module, stage: StageConfig, index: int, micro_index: int,
+                      chosen: Sequence[InstructionRecord]) -> dict[str, torch.Tensor]:
+        """The loss of one micro-batch and its parts: the encoder objective, or the answer's LM loss plus
+        the weighted mask loss."""
+        examples = [self.builder.example(record) for record in chosen]
+        if self.probe is not None:
+            return {"loss": module(examples, self.probe.targets(chosen, "seen"), self.probe.targets(chosen, "heard"))}
+        if stage.max_masks is not None:
+            pick = np.random.default_rng([self.config.seed, index, micro_index, 1])
+            examples = [e.subsample_masks(stage.max_masks, pick) for e in examples]
+        out = module(examples)
+        lm = out.lm_loss if out.lm_loss is not None else torch.zeros((), device=self.accelerator.device)
+        mask = out.mask_loss if out.mask_loss is not None else torch.zeros((), device=self.accelerator.device)
+        return {"loss": lm + stage.mask_loss_weight * mask, "lm_loss": lm, "mask_loss": mask}
 
     # ---- log and curve -------------------------------------------------------------------------------------
     def _append_log(self, entry: dict[str, Any]) -> None:
