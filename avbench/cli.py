@@ -186,10 +186,8 @@ def run_command(
             task_results = run(adapter, config, bars.update, warn=_warn_loudly)
     except KeyboardInterrupt:
         fail(f"interrupted; what was predicted is saved in {out}/: run the same command again to resume", code=130)
-        return
     except AVBenchError as exc:
         fail(str(exc))
-        return
     if not distributed.is_main():
         return  # rank 0 of a data-parallel run writes and prints the results
     config_info = {
@@ -239,7 +237,6 @@ def score_command(
         evaluation = evaluate(task_obj, samples, preds, bootstrap=boot)
     except AVBenchError as exc:
         fail(str(exc))
-        return
     from .types import TaskResult
 
     result = TaskResult(task, split_name, evaluation.metrics, len(samples), evaluation.n_parse_failures, task_obj.variants(),

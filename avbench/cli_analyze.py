@@ -102,10 +102,8 @@ def heads_command(
             analysis = run_head_analysis(adapter, config, on_progress)
     except KeyboardInterrupt:
         fail("interrupted; the analysis starts its runs afresh, run the same command again", code=130)
-        return
     except AVBenchError as exc:
         fail(str(exc))
-        return
 
     describe = adapter.describe()
     write_results(output_dir / "router_weights.json", analysis.router)

@@ -56,7 +56,6 @@ def add_command(
             save(leaderboard, updated)
     except AVBenchError as exc:
         fail(str(exc))
-        return
     console.print(f"{escape(outcome.message())} ({escape(str(leaderboard))})", highlight=False)
 
 
@@ -75,7 +74,6 @@ def show_command(
             raise AVBenchError(f"the leaderboard has no task {task!r}; its tasks: {', '.join(document['tasks'])}")
     except AVBenchError as exc:
         fail(str(exc))
-        return
     console.print(overview_table(document) if task is None else task_table(document, task))
 
 
@@ -99,7 +97,6 @@ def render_command(
         text = renderers[format](load(leaderboard))
     except AVBenchError as exc:
         fail(str(exc))
-        return
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     console.print(f"wrote {escape(str(out))}", highlight=False)
@@ -129,7 +126,6 @@ def compare_command(
         )
     except AVBenchError as exc:
         fail(str(exc))
-        return
     text = to_markdown(comparison)
     if markdown is not None:
         markdown.parent.mkdir(parents=True, exist_ok=True)
@@ -178,7 +174,6 @@ def prompts_command(
             write_snapshot(out, build_snapshot(names, synthav_size=synthav_size, synthav_seed=synthav_seed))  # type: ignore[arg-type]
     except AVBenchError as exc:
         fail(str(exc))
-        return
     if out is not None:
         console.print(f"wrote the prompts of {len(names)} tasks to {escape(str(out))}", highlight=False)
         return

@@ -39,7 +39,6 @@ def instructions_command(
         root, counts = _synthav_instructions(synthav_size, synthav_seed, split, out)
     except AVBenchError as exc:
         fail(str(exc))
-        return
     console.print(f"{sum(counts.values())} records ({', '.join(f'{k} {v}' for k, v in counts.items())}) in {out}; "
                   f"media paths are relative to {root}", highlight=False, soft_wrap=True)
 
@@ -74,10 +73,8 @@ def train_command(
             result = trainer.train(resume=not fresh, stop_after=stop_after)
     except KeyboardInterrupt:
         fail(f"interrupted; checkpoints are in {recipe.output_dir}/checkpoints: run the same command to resume", code=130)
-        return
     except AVBenchError as exc:
         fail(str(exc))
-        return
     if stop_after is not None and result is not None and result.name != "final":
         console.print(f"stopped after step {stop_after}; checkpoint {result}; run the same command to continue", highlight=False)
         return

@@ -36,14 +36,14 @@ def main(run: Path) -> None:
         sys.exit(f"{final}: {size / 2**20:.1f} MB is over the 20 MB the package allows")
     log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines() if line.strip()]
     config = json.loads((run / "train_config.json").read_text())
-    stages = []
+    stages, seconds = [], 0.0
     for stage in config["stages"]:
         entries = [e for e in log if e["stage"] == stage["name"]]
         first, last = entries[:20], entries[-20:]
+        seconds += float(entries[-1]["seconds"])  # a stage's entries count seconds from its start
         stages.append(f"| {stage['name']} | {stage.get('objective', 'answer')} | {stage['steps']} x {stage['batch_size']} | "
                       f"{entries[-1]['seconds']:.0f} | {sum(e['loss'] for e in first) / len(first):.3f} | "
                       f"{sum(e['loss'] for e in last) / len(last):.3f} |")
-    seconds = sum(float(next(e for e in reversed(log) if e["stage"] == s["name"])["seconds"]) for s in config["stages"])
     shutil.rmtree(TARGET, ignore_errors=True)
     shutil.copytree(final, TARGET)
     from avbench.adapters.crab.checkpoint import file_digest

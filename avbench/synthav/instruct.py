@@ -69,14 +69,10 @@ def _spans(flags: Sequence[bool]) -> str:
 
 def describe_segments(segments: list[dict[str, Any]]) -> str:
     """"Seen: Bark 0-4, Cat 6-10. Heard: Bark 2-7." from per-segment truth (spans end-exclusive)."""
-    n = len(segments)
     parts = []
-    for label, key in (("Seen", "visible"), ("Heard", "audible")):
-        names = sorted({(v["class"] if isinstance(v, dict) else v) for s in segments for v in s[key]})
-        body = "; ".join(
-            f"{name} {_spans([any((v['class'] if isinstance(v, dict) else v) == name for v in segments[i][key]) for i in range(n)])}"
-            for name in names
-        )
+    for label, present in (("Seen", [{v["class"] for v in s["visible"]} for s in segments]),
+                           ("Heard", [set(s["audible"]) for s in segments])):
+        body = "; ".join(f"{name} {_spans([name in names for names in present])}" for name in sorted(set().union(*present)))
         parts.append(f"{label}: {body or 'nothing'}.")
     return " ".join(parts)
 
