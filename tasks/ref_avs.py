@@ -283,13 +283,19 @@ class RefAVSTask(BinarySegmentationTask):
         return UnitSums(values, metrics, unit_of_sample)
 
     # ---- baselines --------------------------------------------------------------------------------
+    @classmethod
+    def answer_text(cls, expression: str, referent: str | None, n_frames: int) -> str:
+        """Crab-style answer: the referent named (or said absent, `referent` None), then one mask group per frame."""
+        expression = expression.rstrip(".")
+        said = "is not in the video" if referent is None else f"is the {referent}"
+        return f"{expression} {said}. " + cls.mask_text(n_frames)
+
     def reference_output(self, sample: Sample) -> ModelOutput:
-        expression, n = sample.inputs["expression"].rstrip("."), self.n_frames(sample)
-        size = self.eval_size
+        n, size = self.n_frames(sample), self.eval_size
         if sample.target["null"]:
-            text = f"{expression} is not in the video. " + self.mask_text(n)
+            text = self.answer_text(sample.inputs["expression"], None, n)
             return ModelOutput(text, [np.zeros((size, size), dtype=bool) for _ in range(n)])
-        text = f"{expression} is the {sample.target['referent']}. " + self.mask_text(n)
+        text = self.answer_text(sample.inputs["expression"], sample.target["referent"], n)
         # The ground truth as scored (evaluation size): at its file's resolution the official bilinear
         # resize and p > 0.4 would not give back the loader's dilated (value > 0) mask.
         return ModelOutput(text, [self._read_mask(p) for p in sample.target["masks"]])

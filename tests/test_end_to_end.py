@@ -40,7 +40,7 @@ def test_the_table_lists_all_eight_tasks_and_four_families(baseline_results: dic
         assert f"│ {family} " in output
     results = baseline_results["random"]
     assert list(results["tasks"]) == ALL_TASKS
-    assert results["data"]["synthav"] == {"version": "1", "seed": 0, "size": "small"}
+    assert results["data"]["synthav"] == {"version": "2", "seed": 0, "size": "small"}
     assert all(entry["n_samples"] > 0 and entry["n_parse_failures"] == 0 for entry in results["tasks"].values())
 
 

@@ -19,7 +19,7 @@ from typing import Callable
 from . import ave, avsbench, avvp, music_avqa, ref_avs
 from .sizes import SIZE_SPECS
 
-SYNTHAV_VERSION = "1"
+SYNTHAV_VERSION = "2"  # 2: null clips in the Ref-AVS train split
 SIZES: tuple[str, ...] = tuple(SIZE_SPECS)
 #: Written last: a data root without it is unfinished.
 MANIFEST = "synthav.json"

@@ -135,7 +135,11 @@ def task_records(task_name: str, root: Path, split: str, truth: dict[str, Any]) 
             yield _record(task_name, sample, root, prompt,
                           f"{_avqa_evidence(question)} So the answer is <answer>{question['answer']}</answer>.")
         elif task_name == "arig":
-            yield _record(task_name, sample, root, prompt, task.reference_output(sample).text)
+            # the coarse position first: a four-way choice the box's numbers then only refine
+            box = sample.target["box"]
+            yield _record(task_name, sample, root, prompt,
+                          f"The sounding object is {sample.meta.get('a_obj', 'the object')}, at the "
+                          f"{_where([box[0], box[1], box[2] + 1, box[3] + 1], 224, 2)}. Its coordinates are {format_box(box)}.")
         elif task_name in ("s4", "ms3"):
             t = sample.target
             names = " and ".join(t["category"].split("_"))
@@ -150,8 +154,10 @@ def task_records(task_name: str, root: Path, split: str, truth: dict[str, Any]) 
             yield _record(task_name, sample, root, prompt, f"The sounding objects are {names}. {mask_text(n)}",
                           _mask_spec(task_name, frames, [paths[k] for k in frames], root))
         elif task_name == "ref_avs":
-            text = task.reference_output(sample).text if sample.target["null"] else (
-                f"{sample.inputs['expression'].rstrip('.')} is the {sample.target['referent']}. {mask_text(len(sample.media['frames']))}")
+            # SynthAV's train split has null clips too, which the release's loader marks null only in test_n
+            null = sample.target["null"] or truth["ref_avs"]["expressions"][sample.meta["uid"]]["referent"] is None
+            text = task.answer_text(sample.inputs["expression"], None if null else sample.target["referent"],
+                                    len(sample.media["frames"]))
             yield _record(task_name, sample, root, prompt, text,
                           _mask_spec(task_name, list(range(len(sample.target["masks"]))), list(sample.target["masks"]), root))
         else:

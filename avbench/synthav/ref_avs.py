@@ -4,7 +4,9 @@ Expressions ("The sounding object.", "The object making the loudest sound.", "Th
 object.", ...) are kept only when exactly one object fits, and every one needs the audio: which
 objects sound, how loud, when they start, how fast their rhythm. test_u clips use only classes
 that never occur in train; test_n clips have only silent objects (the sound comes from off screen),
-so a sound-referring expression refers to nothing and its masks are empty.
+so a sound-referring expression refers to nothing and its masks are empty. Every fourth train clip is
+such a null clip too (uid `null_...`, all-black masks), so a model can learn to answer with an empty
+mask; the release's own loader still marks only test_n samples as null.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ SIDE = common.AVSBENCH_SIDE
 ONSETS = (0, 2, 4, 6)
 N_UNSEEN = 12
 EXPRESSIONS_PER_CLIP = 3
+#: Train clips 1, 1 + NULL_TRAIN_PERIOD, ... are null clips (test_n holds nothing else; even tiny gets one).
+NULL_TRAIN_PERIOD = 4
 NULL_EXPRESSIONS = (
     "The sounding object.",
     "The object making the loudest sound.",
@@ -120,7 +124,7 @@ def write(root: Path, seed: int, spec: SizeSpec) -> dict[str, Any]:
         while made < count:
             rng = common.rng_for(seed, "ref_avs", split, attempt)
             attempt += 1
-            null = split == "test_n"
+            null = split == "test_n" or (split == "train" and made % NULL_TRAIN_PERIOD == 1)
             objects = sample_clip(rng, unseen if split == "test_u" else seen, null)
             candidates = [] if null else expressions(objects)
             if not null and not candidates:

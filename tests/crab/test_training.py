@@ -7,21 +7,24 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from avbench.adapters.crab.checkpoint import load_checkpoint
 from avbench.adapters.crab.training.data import read_instructions
 from avbench.adapters.crab.training.recipe import PARAMETER_GROUPS, load_config, parse_config
 from avbench.adapters.crab.training.trainer import (
-    LOG_FILE, Trainer, group_of, latest_checkpoint, lr_factor, micro_batch, read_log, set_trainable, smoothed,
+    LOG_FILE, Trainer, group_of, latest_checkpoint, lr_factor, micro_batch, read_log, set_trainable, smoothed, stage_records,
 )
-from avbench.errors import DataError
+from avbench.errors import AVBenchError, DataError
 from avbench.registry import get_task
 from avbench.synthav.instruct import TASKS, export_instructions
 from avbench.task import load_samples
+from avbench.tasks.arig import parse_boxes
 from avbench.types import ModelOutput
 
 ALL_GROUPS = sorted(PARAMETER_GROUPS)
@@ -55,6 +58,22 @@ def test_exported_answers_score_full_marks_on_their_own_samples(synthav_tiny: Pa
             record = records[f"{name}/{sample.id}"]
             parsed = task.parse(ModelOutput(record["answer"]), sample)
             assert task.aggregate([sample], [task.score(sample, parsed).stats])[metric] == pytest.approx(100.0), record
+    # ARIG names the box's coarse position before the box
+    for record in (r for r in records.values() if r["task"] == "arig"):
+        ((x1, y1, x2, y2),) = parse_boxes(record["answer"])
+        where = f"{'bottom' if (y1 + y2 + 1) / 2 >= 112 else 'top'} {'right' if (x1 + x2 + 1) / 2 >= 112 else 'left'}"
+        assert f", at the {where}. Its coordinates are <obj>" in record["answer"], record
+    # Ref-AVS: the train split's null clips say the object is absent and are supervised with empty masks
+    truth = json.loads((synthav_tiny / "synthav.json").read_text())
+    ref_avs = [r for r in records.values() if r["task"] == "ref_avs"]
+    for sample in load_samples(get_task("ref_avs"), synthav_tiny, "train"):
+        record = records[f"ref_avs/{sample.id}"]
+        null = truth["ref_avs"]["expressions"][sample.meta["uid"]]["referent"] is None
+        said = "is not in the video." if null else f"is the {sample.target['referent']}."
+        assert record["answer"].startswith(f"{sample.inputs['expression'].rstrip('.')} {said} At the first second"), record
+        masks = [np.array(Image.open(synthav_tiny / f)) for f in record["masks"]["files"]]
+        assert len(masks) == 10 and all(m.any() for m in masks) != null
+    assert sum("is not in the video" in r["answer"] for r in ref_avs) == 3  # tiny's second train clip, 3 expressions
     # AVVP: the dense truth rendered as tags parses back to the synthav.json events
     truth = json.loads((synthav_tiny / "synthav.json").read_text())["avvp"]["videos"]
     avvp = get_task("avvp")
@@ -139,6 +158,12 @@ def test_recipe_errors_name_the_file_and_the_problem(tmp_path: Path) -> None:
         load_config(path)
     with pytest.raises(DataError, match="unknown keys \\['lr_max'\\]"):
         parse_config({**_recipe(tmp_path), "stages": [{**_recipe(tmp_path)["stages"][0], "lr_max": 1}]}, path)
+    for repeat, problem in (({"ave": 0}, "repeat\\['ave'\\] must be a whole number >= 1"),
+                            ({"s4": 2}, "repeat\\['s4'\\] must be a whole number >= 1 for one of the stage's tasks"),
+                            ([2], "repeat must map task names")):
+        stage = {"name": "a", "steps": 1, "tasks": ["ave"], "train": ["llm"], "repeat": repeat}
+        with pytest.raises(DataError, match=rf"stages\[0\] \(a\): {problem}"):
+            parse_config({"name": "x", "output_dir": "o", "stages": [stage]}, path)
     shipped = load_config(Path(__file__).parents[2] / "configs" / "crab-tiny.yaml")
     assert [s.name for s in shipped.stages] == ["encoders", "pretrain", "instruct", "segmentation"]
     assert shipped.stages[0].objective == "encoders" and shipped.data.synthav_size == "medium"
@@ -151,6 +176,16 @@ def test_data_order_is_a_stream_of_seeded_permutations() -> None:
     crossing = micro_batch(10, 4, seed=3, stage_index=1, index=2)  # positions 8..11: end of epoch 0, start of 1
     assert crossing == first_epoch[8:] + np.random.default_rng([3, 1, 1]).permutation(10).tolist()[:2]
     assert micro_batch(10, 2, seed=4, stage_index=1, index=0) != first_epoch[:2] or micro_batch(10, 2, 5, 1, 0) != first_epoch[:2]
+
+
+def test_a_stage_lists_each_record_its_task_repeat_times_in_data_order() -> None:
+    from avbench.adapters.crab.training.recipe import StageConfig
+
+    records = [SimpleNamespace(task=t, id=i) for i, t in enumerate(["ave", "arig", "s4", "ave"])]
+    stage = StageConfig("s", steps=1, tasks=["ave", "arig"], train=["llm"], repeat={"arig": 3})
+    assert [r.id for r in stage_records(records, stage)] == [0, 1, 1, 1, 3]
+    with pytest.raises(AVBenchError, match="no records of tasks \\['avss'\\]"):
+        stage_records(records, StageConfig("s", steps=1, tasks=["avss"], train=["llm"]))
 
 
 def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_the_floor() -> None:

@@ -70,7 +70,7 @@ def test_data_check_on_synthav_is_clean(tmp_path: Path) -> None:
     root = ensure_synthav(seed=0, size="tiny", cache=tmp_path)
     result = CliRunner().invoke(app, ["data", "check", "ave,s4", "--data-root", str(root), "--decode", "--strict"])
     assert result.exit_code == 0, result.output
-    assert "synthav-v1-tiny-seed0" in result.output and "all readable" in result.output
+    assert "synthav-v2-tiny-seed0" in result.output and "all readable" in result.output
     # a corrupt frame of a test video is found and named, and the exit code says so
     test_uid = next(line.split(",")[1] for line in (root / "avsbench" / "metadata.csv").read_text().splitlines()
                     if line.endswith(",test,v1s"))

@@ -43,7 +43,7 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(tiny_root: Pat
 
 
 def test_api_constants_and_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert SYNTHAV_VERSION == "1" and SIZES[:2] == ("tiny", "small")
+    assert SYNTHAV_VERSION == "2" and SIZES[:2] == ("tiny", "small")
     monkeypatch.setenv("AVBENCH_CACHE", str(tmp_path / "c"))
     assert synthav.cache_dir() == tmp_path / "c"
     monkeypatch.delenv("AVBENCH_CACHE")
@@ -281,6 +281,8 @@ def test_ref_avs_layout_null_masks_and_unseen_classes(tiny_root: Path, truth: di
     with (root / "metadata.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert {r["split"] for r in rows} == {"train", "val", "test_s", "test_u", "test_n"}
+    train_clips = list(dict.fromkeys(r["vid"] for r in rows if r["split"] == "train"))
+    assert [any(r["uid"].startswith("null_") for r in rows if r["vid"] == vid) for vid in train_clips] == [False, True]
     clips = truth["ref_avs"]["clips"]
     classes_in = {split: {o["class"] for c in clips.values() if c["split"] == split for o in c["objects"]}
                   for split in ("train", "test_u")}
@@ -293,8 +295,9 @@ def test_ref_avs_layout_null_masks_and_unseen_classes(tiny_root: Path, truth: di
         stack = np.stack([np.array(Image.open(masks / f"{k:05d}.png")) for k in range(10)])
         assert set(np.unique(stack).tolist()) <= {0, 255}
         expression = truth["ref_avs"]["expressions"][row["uid"]]
-        if row["split"] == "test_n":
-            assert row["uid"].startswith("null_") and not stack.any()
+        if row["split"] == "test_n" or row["uid"].startswith("null_"):  # null clips: all of test_n, one train clip in 4
+            assert row["uid"].startswith("null_") and row["split"] in ("test_n", "train") and not stack.any()
+            assert expression["referent"] is None
             assert not any(o["sounding"] and not o["offscreen"] for o in clips[row["vid"]]["objects"])
         else:
             referent = clips[row["vid"]]["objects"][int(row["fid"])]

@@ -39,6 +39,9 @@ class StageConfig:
     steps: int
     tasks: list[str]
     train: list[str]
+    #: Per-task repeat count of its records in each epoch of this stage (default 1): records are drawn in
+    #: proportion to their count, so a task with few records is otherwise rarely seen.
+    repeat: dict[str, int] = field(default_factory=dict)
     #: "answer": the LM loss on the answer (+ the mask loss); "encoders": multi-label classification of the
     #: records' `labels` from the media tokens the LLM reads, through training-only linear heads (trainer.EncoderProbe).
     objective: str = "answer"
@@ -133,6 +136,12 @@ def validate(config: TrainConfig, path: Path) -> None:
             raise DataError(f"{where}: train must list some of {sorted(PARAMETER_GROUPS)}, got {stage.train}", path)
         if not stage.tasks:
             raise DataError(f"{where}: tasks must not be empty", path)
+        if not isinstance(stage.repeat, dict):
+            raise DataError(f"{where}: repeat must map task names to whole numbers >= 1, got {stage.repeat!r}", path)
+        for task, count in stage.repeat.items():
+            if task not in stage.tasks or not isinstance(count, int) or isinstance(count, bool) or count < 1:
+                raise DataError(f"{where}: repeat[{task!r}] must be a whole number >= 1 for one of the stage's "
+                                f"tasks {stage.tasks}, got {count!r}", path)
         if stage.objective not in OBJECTIVES:
             raise DataError(f"{where}: objective must be one of {OBJECTIVES}, got {stage.objective!r}", path)
         for key in ("steps", "batch_size", "grad_accum"):

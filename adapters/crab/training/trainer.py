@@ -79,7 +79,8 @@ def set_trainable(model: CrabModel, groups: Sequence[str]) -> list[nn.Parameter]
 
 # ---- data order ---------------------------------------------------------------------------------------
 def stage_records(records: Sequence[InstructionRecord], stage: StageConfig) -> list[InstructionRecord]:
-    chosen = [r for r in records if r.task in stage.tasks]
+    """The records a stage draws from, each listed `stage.repeat[task]` times (default once) in data order."""
+    chosen = [r for r in records if r.task in stage.tasks for _ in range(stage.repeat.get(r.task, 1))]
     if not chosen:
         raise AVBenchError(f"stage {stage.name!r}: no records of tasks {stage.tasks} "
                            f"(the data has {sorted(count_by_task(records))})")
