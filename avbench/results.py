@@ -40,6 +40,20 @@ def git_revision(path: Path | None = None) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def source_state(path: Path | None = None) -> dict[str, Any]:
+    """The avbench checkout's commit and whether tracked files differ from it (None/None for a wheel)."""
+    revision = git_revision(path)
+    if revision is None:
+        return {"git_revision": None, "tracked_changes": None}
+    where = path or Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return {"git_revision": revision, "tracked_changes": None}
+    return {"git_revision": revision, "tracked_changes": bool(out.stdout.strip()) if out.returncode == 0 else None}
+
+
 def family_scores(results: Sequence[TaskResult]) -> dict[str, dict[str, Any]]:
     """Per capability family: the mean of its evaluated tasks' primary metrics (all in percent)."""
     by_task = {r.task: r for r in results}

@@ -1,7 +1,10 @@
 """Copy a finished `avbench train --config configs/crab-tiny.yaml` run into the package as the bundled
 default checkpoint (adapters/crab/crab_tiny/), with a PROVENANCE.md that records how it was made.
 
-    python tools/bundle_crab_tiny.py runs/crab-tiny
+    python tools/bundle_crab_tiny.py runs/crab-tiny [--commit REV]
+
+The code the weights came from is read from the run's source.json (the trainer records the commit at every
+start); `--commit` names it for a run made before the trainer did.
 
 The weights stay float32 (18.8 MB for 4.7 M parameters, under the 20 MB the package allows), so the
 numbers measured on the run's final checkpoint are the numbers of the bundled one (same file hash).
@@ -11,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,14 +22,21 @@ TARGET = REPO / "adapters" / "crab" / "crab_tiny"
 MAX_BYTES = 20 * 1024 * 1024
 
 
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+def source_text(run: Path, commit: str | None) -> str:
+    """Where the weights' code came from: the run's source.json (written by the trainer at every (re)start),
+    or `--commit` for a run made before the trainer recorded it."""
+    path = run / "source.json"
+    if path.is_file():
+        starts = json.loads(path.read_text())["starts"]
+        parts = [f"`{(s['git_revision'] or 'unknown')[:7]}`" + (" plus uncommitted changes" if s["tracked_changes"] else "")
+                 + (f" (resumed at step {s['global_step']})" if s["global_step"] else "") for s in starts]
+        return "at avbench commit " + ", then ".join(parts)
+    if commit is None:
+        sys.exit(f"{run}: no source.json (a run older than the trainer's record); name the training commit with --commit")
+    return f"at avbench commit `{commit}` (given by hand: the run predates source.json)"
 
 
-def main(run: Path) -> None:
+def main(run: Path, commit: str | None = None) -> None:
     final = run / "final"
     if not (final / "model.safetensors").is_file():
         sys.exit(f"{final}: no trained model (run `avbench train --config configs/crab-tiny.yaml` to the end first)")
@@ -51,9 +60,8 @@ def main(run: Path) -> None:
     (TARGET / "PROVENANCE.md").write_text(
         "# crab-tiny: provenance\n\n"
         "Made with\n\n```bash\navbench train --config configs/crab-tiny.yaml\n"
-        f"python tools/bundle_crab_tiny.py {run}\n```\n\n"
-        f"at avbench commit `{_git('rev-parse', '--short', 'HEAD')}` (plus the working-tree changes of that session), "
-        "on a 2-core CPU, float32, seed 0, from random weights, on the train split of SynthAV medium (seed 0) "
+        f"python tools/bundle_crab_tiny.py {run}" + (f" --commit {commit}" if commit else "") + "\n```\n\n"
+        f"{source_text(run, commit)}, on a 2-core CPU, float32, seed 0, from random weights, on the train split of SynthAV medium (seed 0) "
         "exported by `avbench data instructions`. It has never seen a SynthAV val or test clip.\n\n"
         f"Training time: {seconds / 60:.1f} minutes of optimiser steps (media decoding and checkpoints not counted).\n"
         f"Weights: `model.safetensors`, sha256 prefix `{file_digest([TARGET / 'model.safetensors'])}` "
@@ -70,6 +78,6 @@ def main(run: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 4) or (len(sys.argv) == 4 and sys.argv[2] != "--commit"):
         sys.exit(__doc__)
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), sys.argv[3] if len(sys.argv) == 4 else None)

@@ -22,6 +22,7 @@ from avbench.adapters.crab.training.trainer import (
 )
 from avbench.errors import AVBenchError, DataError
 from avbench.registry import get_task
+from avbench.results import git_revision
 from avbench.synthav.instruct import TASKS, export_instructions
 from avbench.task import load_samples
 from avbench.tasks.arig import parse_boxes
@@ -249,6 +250,11 @@ def test_resumed_training_equals_an_uninterrupted_run(synthav_tiny: Path, instru
     logs = [read_log(tmp_path / name / LOG_FILE) for name in ("parts", "whole")]
     assert [e["step"] for e in logs[0]] == [1, 2, 3, 4] and [e["stage"] for e in logs[0]] == ["encoders"] * 2 + ["all"] * 2
     assert [e["loss"] for e in logs[0]] == [e["loss"] for e in logs[1]]
+    # the code of each start is on record for the weights' provenance
+    starts = json.loads((tmp_path / "parts" / "source.json").read_text())["starts"]
+    assert [s["global_step"] for s in starts] == [0, stop_after]
+    assert {s["git_revision"] for s in starts} == {git_revision()}
+    assert len(json.loads((tmp_path / "whole" / "source.json").read_text())["starts"]) == 1
 
 
 def test_the_encoder_objective_weighs_rare_labels_and_learns_them(synthav_tiny: Path, instructions: Path, tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from avbench.errors import AVBenchError, read_json
+from avbench.results import source_state
 
 from ..adapter import CrabAdapter
 from ..checkpoint import build_model, load_checkpoint, save_checkpoint
@@ -41,6 +42,7 @@ from .recipe import StageConfig, TrainConfig, to_dict
 CHECKPOINTS = "checkpoints"
 FINAL = "final"
 LOG_FILE = "train_log.jsonl"
+SOURCE_FILE = "source.json"
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.pt"
 RNG_FILE = "rng.pt"
@@ -296,6 +298,14 @@ class Trainer:
         for old in done[: max(0, len(done) - self.config.keep_checkpoints)]:
             shutil.rmtree(old, ignore_errors=True)
 
+    def _record_source(self) -> None:
+        """Append the code this (re)start runs (commit, uncommitted changes) to `source.json`: the provenance
+        of the weights, which the bundling script reports (docs/training.md)."""
+        path = self.output_dir / SOURCE_FILE
+        starts = read_json(path)["starts"] if path.is_file() else []
+        starts.append({"global_step": self.position.global_step, **source_state()})
+        path.write_text(json.dumps({"starts": starts}, indent=2) + "\n")
+
     def restore(self, folder: Path) -> dict[str, Any]:
         """Weights, counters and RNG of a checkpoint; returns the optimiser state to load into the stage."""
         state = read_json(folder / STATE_FILE)
@@ -330,9 +340,11 @@ class Trainer:
             self.log(f"resuming from {folder} (stage {self.position.stage + 1}, global step {self.position.global_step})")
         else:
             torch.manual_seed(self.config.seed)
-            (self.output_dir / LOG_FILE).unlink(missing_ok=True)
+            for stale in (LOG_FILE, SOURCE_FILE):
+                (self.output_dir / stale).unlink(missing_ok=True)
         self._trim_log()
         (self.output_dir / "train_config.json").write_text(json.dumps(to_dict(self.config), indent=2) + "\n")
+        self._record_source()
         self.fill_cache()
         self.model.train()
         for index in range(self.position.stage, len(self.config.stages)):
