@@ -381,7 +381,8 @@ class Trainer:
         n_trainable = sum(p.numel() for p in params)
         if self.position.stage_step == 0:
             self.log(f"stage {index + 1}/{len(self.config.stages)} {stage.name}: {stage.steps} steps of "
-                     f"{stage.samples_per_step} samples over {len(records)} records ({', '.join(stage.tasks)}); "
+                     f"{stage.samples_per_step} samples over {len({id(r) for r in records})} records"
+                     + (f" ({len(records)} with repeats)" if stage.repeat else "") + f" ({', '.join(stage.tasks)}); "
                      f"training {n_trainable:,} parameters ({', '.join(stage.train)})")
         started = time.perf_counter()
         while self.position.stage_step < stage.steps:
