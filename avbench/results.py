@@ -30,28 +30,26 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def git_revision(path: Path | None = None) -> str | None:
-    """The commit of the avbench checkout, if it is one (None for an installed wheel)."""
+def _git(args: list[str], path: Path | None) -> str | None:
+    """stdout of `git <args>` in the avbench checkout (or `path`); None outside a checkout or on any failure."""
     where = path or Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def git_revision(path: Path | None = None) -> str | None:
+    """The commit of the avbench checkout, if it is one (None for an installed wheel)."""
+    return _git(["rev-parse", "HEAD"], path)
+
+
 def source_state(path: Path | None = None) -> dict[str, Any]:
     """The avbench checkout's commit and whether tracked files differ from it (None/None for a wheel)."""
     revision = git_revision(path)
-    if revision is None:
-        return {"git_revision": None, "tracked_changes": None}
-    where = path or Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
-                             capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return {"git_revision": revision, "tracked_changes": None}
-    return {"git_revision": revision, "tracked_changes": bool(out.stdout.strip()) if out.returncode == 0 else None}
+    status = None if revision is None else _git(["status", "--porcelain", "--untracked-files=no"], path)
+    return {"git_revision": revision, "tracked_changes": None if status is None else bool(status)}
 
 
 def family_scores(results: Sequence[TaskResult]) -> dict[str, dict[str, Any]]:

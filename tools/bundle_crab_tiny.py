@@ -6,7 +6,7 @@ default checkpoint (adapters/crab/crab_tiny/), with a PROVENANCE.md that records
 The code the weights came from is read from the run's source.json (the trainer records the commit at every
 start); `--commit` names it for a run made before the trainer did.
 
-The weights stay float32 (18.8 MB for 4.7 M parameters, under the 20 MB the package allows), so the
+The weights stay float32 (about 18 MB for 4.7 M parameters, under the 20 MB the package allows), so the
 numbers measured on the run's final checkpoint are the numbers of the bundled one (same file hash).
 """
 

@@ -76,13 +76,12 @@ def test_exported_answers_score_full_marks_on_their_own_samples(synthav_tiny: Pa
         assert len(masks) == 10 and all(m.any() for m in masks) != null
     assert sum("is not in the video" in r["answer"] for r in ref_avs) == 3  # tiny's second train clip, 3 expressions
     # AVVP: the dense truth rendered as tags parses back to the synthav.json events
-    truth = json.loads((synthav_tiny / "synthav.json").read_text())["avvp"]["videos"]
     avvp = get_task("avvp")
     for sample in load_samples(avvp, synthav_tiny, "train"):
         parsed = avvp.parse(ModelOutput(records[f"avvp/{sample.id}"]["answer"]), sample)
         for modality in ("audio", "visual"):
             got = sorted((name, on, off) for name, spans in parsed[modality].items() for on, off in spans)
-            assert got == sorted(tuple(e) for e in truth[sample.id]["events"][modality])
+            assert got == sorted(tuple(e) for e in truth["avvp"]["videos"][sample.id]["events"][modality])
 
 
 def test_records_carry_the_task_prompt_media_and_mask_files(synthav_tiny: Path, instructions: Path) -> None:
