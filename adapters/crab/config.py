@@ -107,6 +107,10 @@ class CrabConfig:
     #: Frames per video and frame side the model is fed (Crab: 10 frames at 224 px).
     n_frames: int = 10
     image_size: int = 224
+    #: A learned embedding per frame / audio-segment index, added to that frame's (segment's) media
+    #: tokens, for this many indices; 0 = none, as Crab (its LLM tells frames apart by RoPE positions
+    #: alone). Still images (ARIG, per-second captions) get none. See `tiny_config`.
+    time_embeddings: int = 0
 
     # ---- derived ----------------------------------------------------------------------------------
     @property
@@ -221,6 +225,10 @@ def tiny_config(vocab_size: int = 0) -> CrabConfig:
         ),
         ilora=ILoRASettings(r=4, alpha=8),
         tokenizer="tiny",
+        # Video-LLaMA's frame position embedding, on the LLM side: a 4-layer LLM trained from scratch
+        # for minutes does not learn to count media tokens by their RoPE positions, so without it
+        # crab-tiny could tell what is seen but not in which second (docs/training.md).
+        time_embeddings=16,
     )
 
 

@@ -108,6 +108,12 @@ class CrabModel(nn.Module):
         self.audio_resampler = QFormerResampler(q, config.audio_hidden, q.audio_queries)
         self.audio_projector = build_projector(q.projector_depth, q.hidden_size, config.llm_hidden)
         self.seg = SegmentationHead(config.seg, config.llm_hidden, config.vision_hidden, config.patch_grid, config.image_size)
+        if config.time_embeddings:
+            # zero-initialised: training starts from the model without them
+            self.visual_time = nn.Embedding(config.time_embeddings, config.llm_hidden)
+            self.audio_time = nn.Embedding(config.time_embeddings, config.llm_hidden)
+            nn.init.zeros_(self.visual_time.weight)
+            nn.init.zeros_(self.audio_time.weight)
 
     # ---- parts ------------------------------------------------------------------------------------
     @property
@@ -139,6 +145,16 @@ class CrabModel(nn.Module):
         resampled = self.audio_resampler(features.to(self.dtype))
         return self.audio_projector(resampled).reshape(-1, self.config.llm_hidden)
 
+    def add_time(self, tokens: torch.Tensor, n_positions: int, table: str) -> torch.Tensor:
+        """tokens (n_positions * queries, d) of one video or audio track + the time embedding of each
+        frame / segment index (`config.time_embeddings`; unchanged when 0)."""
+        if not self.config.time_embeddings:
+            return tokens
+        if n_positions > self.config.time_embeddings:
+            raise ValueError(f"{n_positions} frames or audio segments, but time embeddings for {self.config.time_embeddings}")
+        embedding = getattr(self, table).weight[:n_positions].to(tokens.dtype)
+        return (tokens.view(n_positions, -1, tokens.shape[-1]) + embedding[:, None]).reshape(tokens.shape)
+
     # ---- inputs ------------------------------------------------------------------------------------
     def prepare(
         self,
@@ -166,7 +182,8 @@ class CrabModel(nn.Module):
             token_parts = tokens.split([n * per_frame for n in counts])
             layer_parts = [layer.split(counts) for layer in layers]
             for k, i in enumerate(frame_items):
-                frames[i] = (token_parts[k], [parts[k] for parts in layer_parts])
+                part = token_parts[k] if items[i].is_image else self.add_time(token_parts[k], counts[k], "visual_time")
+                frames[i] = (part, [parts[k] for parts in layer_parts])
         audio: dict[int, torch.Tensor] = {}
         by_length: dict[int, list[int]] = {}  # segments of different lengths cannot share a batch
         for i, item in enumerate(items):
@@ -175,8 +192,8 @@ class CrabModel(nn.Module):
         for group in by_length.values():
             counts = [items[i].segments.shape[0] for i in group]
             tokens = self.encode_audio(torch.cat([items[i].segments for i in group]))
-            for i, part in zip(group, tokens.split([n * self.config.qformer.audio_queries for n in counts])):
-                audio[i] = part
+            for i, n, part in zip(group, counts, tokens.split([n * self.config.qformer.audio_queries for n in counts])):
+                audio[i] = part if items[i].is_image else self.add_time(part, n, "audio_time")
         prepared = []
         for i, item in enumerate(items):
             media: dict[str, torch.Tensor] = {}

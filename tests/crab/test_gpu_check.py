@@ -47,7 +47,7 @@ def test_cpu_path_reports_every_row(gpu_check, synthav_tiny: Path, tmp_path: Pat
                            "--batch-sizes", "1,2", "--tasks", "ave,s4", "--output", str(out)]) == 0
     report = json.loads(out.read_text())
     assert (report["preset"], report["device"], report["dtype"], report["max_new_tokens"]) == ("tiny", "cpu", "float32", 2)
-    assert report["parameters"] == 4_694_408 and report["weights_gib"] is None
+    assert report["parameters"] == 4_702_600 and report["weights_gib"] is None
     rows = report["rows"]
     assert [(r["task"], r["batch_size"]) for r in rows] == [("ave", 1), ("ave", 2), ("s4", 1), ("s4", 2)]
     for row in rows:
@@ -63,7 +63,7 @@ def test_cpu_path_reports_every_row(gpu_check, synthav_tiny: Path, tmp_path: Pat
         assert (row["mask_decoder_seconds"] is not None) == (row["task"] == "s4") and row["peak_memory_gib"] is None
     table = capsys.readouterr().out
     assert "| task | batch | prompt tokens |" in table and table.count("\n| ave |") == 2 and table.count("\n| s4 |") == 2
-    assert "4.69 M parameters" in table
+    assert "4.70 M parameters" in table
 
 
 def test_bad_arguments_are_refused(gpu_check) -> None:

@@ -22,7 +22,7 @@ from avbench.errors import DataError
 PARAMETER_GROUPS: dict[str, str] = {
     "vision": "the CLIP vision tower",
     "audio": "the BEATs audio encoder",
-    "connectors": "both Q-Formers and both MLP projectors",
+    "connectors": "both Q-Formers, both MLP projectors and the time embeddings (if any)",
     "llm": "the LLM's own weights (embeddings, layers, head; not the I-LoRA)",
     "lora": "the I-LoRA adapters and routers",
     "seg": "the mask decoder (text projection, neck, two-way transformer, heads)",

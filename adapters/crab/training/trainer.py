@@ -59,7 +59,7 @@ def group_of(name: str) -> str:
         return "vision"
     if name.startswith("audio_encoder."):
         return "audio"
-    if name.startswith(("visual_resampler.", "visual_projector.", "audio_resampler.", "audio_projector.")):
+    if name.startswith(("visual_resampler.", "visual_projector.", "audio_resampler.", "audio_projector.", "visual_time.", "audio_time.")):
         return "connectors"
     if name.startswith("seg."):
         return "seg"
