@@ -97,6 +97,35 @@ def test_placeholders_are_replaced_by_the_right_number_of_media_tokens(tiny_crab
         model.prepare(ids, None, segments)
 
 
+def test_time_embeddings_add_each_frame_and_segment_index_to_its_tokens(tiny_crab) -> None:
+    """Frame k's (audio segment k's) media tokens get row k of the time table; a still image and its audio get
+    none; Crab itself (full preset) has no table, the tiny preset's starts at zero (the model without it)."""
+    import copy
+
+    assert full_config().time_embeddings == 0 and tiny_crab.config.time_embeddings == 16
+    assert not tiny_crab.model.visual_time.weight.any() and not tiny_crab.model.audio_time.weight.any()
+    model, q = copy.deepcopy(tiny_crab.model), tiny_crab.config.qformer
+    ids = _ids(tiny_crab, AV_PROMPT + "When?")
+    pixels, segments = _media(5, frames=3, segments=4)
+    with torch.no_grad():
+        before = model.prepare(ids, pixels, segments)
+        model.visual_time.weight.copy_(torch.arange(16.0)[:, None].expand(-1, tiny_crab.config.llm_hidden))
+        model.audio_time.weight.copy_(-torch.arange(16.0)[:, None].expand(-1, tiny_crab.config.llm_hidden))
+        after = model.prepare(ids, pixels, segments)
+        image_ids = _ids(tiny_crab, "This is an image:\n<image_start><image><image_end>\n" + AV_PROMPT.split("\n", 2)[2])
+        still = [m.prepare(image_ids, pixels[:1], segments[:1], is_image=True) for m in (tiny_crab.model, model)]
+    added = (after.embeds - before.embeds)[:, 0]
+    v = ids.index(model.token_ids.added["<video>"])
+    a = ids.index(model.token_ids.added["<audio>"]) - 1 + 3 * q.visual_queries
+    expected = torch.zeros_like(added)
+    expected[v : v + 3 * q.visual_queries] = torch.arange(3.0).repeat_interleave(q.visual_queries)
+    expected[a : a + 4 * q.audio_queries] = -torch.arange(4.0).repeat_interleave(q.audio_queries)
+    torch.testing.assert_close(added, expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(still[0].embeds, still[1].embeds)
+    with pytest.raises(ValueError, match="17 frames or audio segments, but time embeddings for 16"):
+        model.prepare(ids, _media(6, frames=17)[0], segments)
+
+
 def test_batched_media_encoding_equals_per_sample_encoding(tiny_crab) -> None:
     """One CLIP call for all frames and one BEATs call per segment length give each sample exactly what
     encoding it alone gives (float32, 1e-5): videos and an image, 1 s and 2 s segments, a silent sample."""
