@@ -68,6 +68,13 @@ class SegSettings:
     #: mask token itself, the position Crab's training uses (`prepare_multimodal_inputs`, "note: -1").
     #: Training (`CrabModel.forward`) always uses 1, as Crab's. See docs/crab.md.
     inference_state_offset: int = 2
+    #: avbench's addition, off in every preset (so official checkpoints and crab-tiny load as trained): each
+    #: scale's prompt also modulates the image embedding (FiLM) and biases the binary logit, and AVSS maps
+    #: become the binary mask labelled with the prompt's likeliest class (`mask_decoder.PromptConditioning`).
+    #: Crab passes the prompt only through the query generator, where one key adds the same vector to every
+    #: query; a small decoder trained for minutes learns to ignore it (docs/training.md measures both).
+    #: A training recipe turns it on with `seg: {prompt_conditioning: true}`.
+    prompt_conditioning: bool = False
 
     @property
     def mask_tokens_per_mask(self) -> int:

@@ -18,6 +18,8 @@ Per mask (one group of `scales x tokens_per_scale` = 2 x 3 mask tokens):
 4. each scale's logits are resized to 112 px and summed with weight 1/scales (again fixed, unsaved
    scalars in Crab), then resized to 224 px (bilinear, align_corners=False).
 
+`SegSettings.prompt_conditioning` (off in every preset) adds avbench's prompt path, `PromptConditioning`.
+
 Two quirks of the public code are kept on purpose, since released weights were trained with them:
 the query generator feeds the *original* AVS queries to every layer, so only its last layer affects
 the output; and the random Fourier position matrices are buffers (not saved by Crab's checkpoints).
@@ -130,6 +132,7 @@ class MultiScaleMaskDecoder(nn.Module):
         self.level_embed = nn.Embedding(seg.image_scale_nums, dim)
         self.binary_classifier = nn.Conv2d(dim // 8, 1, kernel_size=1, bias=False)
         self.semantic_classifier = nn.Conv2d(dim // 8, seg.num_semantic_classes, kernel_size=1, bias=False)
+        self.prompt_conditioning = PromptConditioning(dim, seg.num_semantic_classes) if seg.prompt_conditioning else None
 
     def forward(
         self,
@@ -152,6 +155,8 @@ class MultiScaleMaskDecoder(nn.Module):
             image_pe = self.pe1(src.shape[-2], src.shape[-1]).to(src)
             dense = F.interpolate(dense.float(), size=src.shape[-2:], mode="bilinear", align_corners=False).to(dense)
         src = src + dense
+        if self.prompt_conditioning is not None:
+            src = self.prompt_conditioning.modulate(src, sparse[:, 0])
         b, c, h, w = src.shape
         pos = image_pe.unsqueeze(0).expand(b, -1, -1, -1)
         queries_out, keys = self.transformer[level](
@@ -163,7 +168,58 @@ class MultiScaleMaskDecoder(nn.Module):
         uc, uh, uw = upscaled.shape[1:]
         masks = (query_maps @ upscaled.reshape(b, uc, uh * uw)).reshape(b, -1, uh, uw)  # (G, Q, 2h, 2w)
         masks = self.hyper_mlp_out(masks)
+        if self.prompt_conditioning is not None:  # binary at every scale; classes added after the scales are summed
+            return self.prompt_conditioning.foreground(self.binary_classifier(masks), sparse[:, 0])
         return self.semantic_classifier(masks) if semantic else self.binary_classifier(masks)
+
+
+class PromptConditioning(nn.Module):
+    """avbench's prompt path for small decoders (`SegSettings.prompt_conditioning`; not in Crab).
+
+    - FiLM (Perez et al. 2018) of the image embedding by the scale's prompt;
+    - a prompt-dependent bias on the binary mask logit, so that a prompt can ask for an empty mask
+      (Ref-AVS's null expressions);
+    - AVSS maps factorised into where and what: background logit 0, class k's logit = the binary
+      (sounding-object) logit + log p(k | prompt) - max_j log p(j | prompt). The per-pixel features only
+      have to say "sounding object here", which S4, MS3 and Ref-AVS train too, and the class comes from
+      the prompt: a pixel is the prompt's likeliest class where the binary mask is on.
+      Crab's 71-way per-pixel classifier, at a small decoder's width, keeps every pixel background: the
+      class mass spreads over 70 classes and background wins the argmax (docs/training.md).
+
+    The FiLM and bias layers are zero-initialised, so binary masks start as Crab's decoder gives them.
+    """
+
+    def __init__(self, dim: int, num_classes: int):
+        super().__init__()
+        # skip_init: no draws from the global RNG, so every layer built after these gets the weights it
+        # gets without them, and a recipe's steps before the decoder trains match a run without them bit for bit
+        self.film = nn.utils.skip_init(nn.Linear, dim, 2 * dim)
+        self.binary_bias = nn.utils.skip_init(nn.Linear, dim, 1)
+        self.class_head = nn.utils.skip_init(nn.Linear, dim, num_classes - 1)  # the classes after background
+        for layer in (self.film, self.binary_bias, self.class_head):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def modulate(self, image: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
+        """image (G, C, h, w), prompt (G, C) -> image * (1 + scale) + shift."""
+        scale, shift = self.film(prompt).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
+        return image * (1 + scale) + shift
+
+    def foreground(self, logits: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
+        """Binary logits (G, 1, h, w) plus the prompt's bias; prompt (G, C)."""
+        return logits + self.binary_bias(prompt).unsqueeze(-1).unsqueeze(-1)
+
+    def semantic(self, foreground: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
+        """foreground (G, 1, H, W) binary logits summed over scales, prompts (G, scales, C) -> (G, classes, H, W).
+
+        Class k gets foreground + the scales' mean of log p(k | prompt) - max_j log p(j | prompt): where the
+        scales agree on the likeliest class, it gets exactly the binary logit, so a pixel is that class where
+        the binary mask is on and background (logit 0) elsewhere.
+        """
+        scores = self.class_head(prompts)
+        relative = (scores - scores.max(dim=-1, keepdim=True).values).mean(dim=1)  # (G, K-1)
+        foreground_classes = foreground + relative.unsqueeze(-1).unsqueeze(-1)
+        return torch.cat([torch.zeros_like(foreground), foreground_classes], dim=1)
 
 
 class SegmentationHead(nn.Module):
@@ -210,6 +266,9 @@ class SegmentationHead(nn.Module):
             scaled = F.interpolate(logits.float(), size=(size, size), mode="bilinear", align_corners=False) / seg.image_scale_nums
             low_res = scaled if low_res is None else low_res + scaled
             previous = logits
+        conditioning = self.decoder.prompt_conditioning
+        if semantic and conditioning is not None:
+            low_res = conditioning.semantic(low_res, prompts)
         out_size = out_size or self.image_size
         if out_size == low_res.shape[-1]:
             return low_res

@@ -18,7 +18,7 @@ from avbench.adapters.crab.checkpoint import load_checkpoint
 from avbench.adapters.crab.training.data import read_instructions
 from avbench.adapters.crab.training.recipe import PARAMETER_GROUPS, load_config, parse_config
 from avbench.adapters.crab.training.trainer import (
-    LOG_FILE, Trainer, group_of, latest_checkpoint, lr_factor, micro_batch, read_log, set_trainable, smoothed, stage_records,
+    LOG_FILE, Trainer, config_digest, group_of, latest_checkpoint, lr_factor, micro_batch, read_log, set_trainable, smoothed, stage_records,
 )
 from avbench.errors import AVBenchError, DataError
 from avbench.registry import get_task
@@ -287,6 +287,29 @@ def test_a_saved_checkpoint_reloads_to_identical_outputs(synthav_tiny: Path, ins
         outs = [m(m.prepare_batch([example.inputs]), mask_frames=[[0]]) for m in (trainer.model.eval(), reloaded)]
     assert torch.equal(outs[0].logits, outs[1].logits)
     assert torch.equal(outs[0].mask_logits[0], outs[1].mask_logits[0])
+
+
+def test_a_recipe_can_turn_on_the_decoders_prompt_conditioning(synthav_tiny: Path, instructions: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    recipe = {**_recipe(out, steps=2, tasks=["avss", "ref_avs"]), "seg": {"prompt_conditioning": True}}
+    trainer = Trainer(parse_config(recipe, out / "recipe.yaml"), read_instructions(instructions, synthav_tiny), log=lambda m: None)
+    final = trainer.train(resume=False)
+    reloaded = load_checkpoint(final)
+    assert reloaded.config.seg.prompt_conditioning  # the checkpoint's config carries it
+    moved = [n for n, p in reloaded.model.named_parameters() if "prompt_conditioning" in n and torch.count_nonzero(p)]
+    assert any("film" in n for n in moved) and any("class_head" in n for n in moved)  # trained from zero
+    record = next(r for r in trainer.records if r.task == "avss")
+    example = trainer.builder.example(record)
+    with torch.no_grad():
+        outs = [m(m.prepare_batch([example.inputs]), mask_frames=[[0]], semantic=[True]) for m in (trainer.model.eval(), reloaded.model)]
+    assert outs[0].mask_logits[0].shape[1] == 71 and torch.equal(outs[0].mask_logits[0], outs[1].mask_logits[0])
+    # an empty `seg` leaves the digest as it was before the key existed (older runs resume); a change is a new recipe
+    digests = [config_digest(parse_config(r, out / "r.yaml")) for r in (_recipe(out), {**_recipe(out), "seg": {}}, recipe)]
+    assert digests[0] == digests[1] != digests[2]
+    with pytest.raises(DataError, match=r"seg: unknown keys \['prompt_conditionin'\]"):
+        parse_config({**recipe, "seg": {"prompt_conditionin": True}}, out / "r.yaml")
+    with pytest.raises(DataError, match="a checkpoint \\(init_checkpoint\\) keeps its own"):
+        parse_config({**recipe, "preset": None, "init_checkpoint": str(final)}, out / "r.yaml")
 
 
 def test_resume_refuses_a_changed_recipe(synthav_tiny: Path, instructions: Path, tmp_path: Path) -> None:

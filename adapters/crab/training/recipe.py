@@ -18,6 +18,8 @@ import yaml
 
 from avbench.errors import DataError
 
+from ..config import SegSettings
+
 #: Parameter groups a stage can train, by the CrabModel attribute paths they cover.
 PARAMETER_GROUPS: dict[str, str] = {
     "vision": "the CLIP vision tower",
@@ -81,6 +83,9 @@ class TrainConfig:
     #: Start from a preset's random initialisation ("tiny") or from a checkpoint directory.
     preset: str | None = "tiny"
     init_checkpoint: str | None = None
+    #: Changes to the preset's mask-decoder settings (`SegSettings` fields), e.g. {prompt_conditioning: true};
+    #: only with `preset` (a checkpoint's architecture is fixed).
+    seg: dict[str, Any] = field(default_factory=dict)
     data: DataConfig = field(default_factory=DataConfig)
     precision: str = "fp32"
     #: Side of the mask logits and targets in the mask loss (None: the image size, as Crab; the decoder's
@@ -153,6 +158,7 @@ def validate(config: TrainConfig, path: Path) -> None:
         raise DataError(f"precision must be one of {PRECISIONS}, got {config.precision!r}", path)
     if (config.preset is None) == (config.init_checkpoint is None):
         raise DataError("give exactly one of preset (e.g. tiny) and init_checkpoint", path)
+    _validate_seg(config, path)
     d = config.data
     if (d.instructions is None) == (d.synthav_size is None):
         raise DataError("data: give either synthav_size (generated SynthAV) or instructions + data_root", path)
@@ -176,3 +182,14 @@ def load_config(path: str | Path) -> TrainConfig:
 
 def to_dict(config: TrainConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
+
+
+def _validate_seg(config: TrainConfig, path: Path) -> None:
+    if not isinstance(config.seg, dict):
+        raise DataError(f"seg must map mask-decoder settings to values, got {config.seg!r}", path)
+    if config.seg and config.preset is None:
+        raise DataError("seg changes a preset's mask decoder; a checkpoint (init_checkpoint) keeps its own", path)
+    known = {f.name for f in dataclasses.fields(SegSettings)}
+    unknown = sorted(set(config.seg) - known)
+    if unknown:
+        raise DataError(f"seg: unknown keys {unknown}; known: {sorted(known)}", path)

@@ -13,6 +13,7 @@ resumed from step k takes the same batches and reaches the same weights as an un
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -205,6 +206,8 @@ def config_digest(config: TrainConfig) -> str:
     data = to_dict(config)
     for key in ("output_dir", "checkpoint_every", "keep_checkpoints", "log_every", "media_workers", "threads"):
         data.pop(key, None)
+    if not data.get("seg"):
+        data.pop("seg", None)  # so that runs written before the key existed still resume
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -267,6 +270,7 @@ class Trainer:
                                "model from a release checkpoint (init_checkpoint)")
         tokenizer = build_tiny_tokenizer()
         model_config = preset("tiny")
+        model_config.seg = dataclasses.replace(model_config.seg, **config.seg)
         model_config.llm["vocab_size"] = len(tokenizer)
         torch.manual_seed(config.seed)
         return build_model(model_config, tokenizer), tokenizer
