@@ -187,6 +187,8 @@ class PromptConditioning(nn.Module):
       class mass spreads over 70 classes and background wins the argmax (docs/training.md).
 
     The FiLM and bias layers are zero-initialised, so binary masks start as Crab's decoder gives them.
+    The decoder keeps building Crab's 71-way classifier (unused with this option), so that its RNG draw,
+    and with it every later layer's initialisation, stays the same with and without the option.
     """
 
     def __init__(self, dim: int, num_classes: int):

@@ -308,6 +308,11 @@ def test_a_recipe_can_turn_on_the_decoders_prompt_conditioning(synthav_tiny: Pat
     assert digests[0] == digests[1] != digests[2]
     with pytest.raises(DataError, match=r"seg: unknown keys \['prompt_conditionin'\]"):
         parse_config({**recipe, "seg": {"prompt_conditionin": True}}, out / "r.yaml")
+    for value, kind in (("true", "bool"), (1, "bool")):
+        with pytest.raises(DataError, match=f"seg.prompt_conditioning must be of type {kind}, got {value!r}"):
+            parse_config({**recipe, "seg": {"prompt_conditioning": value}}, out / "r.yaml")
+    with pytest.raises(DataError, match="seg.avs_query_num must be of type int, got True"):
+        parse_config({**recipe, "seg": {"avs_query_num": True}}, out / "r.yaml")
     with pytest.raises(DataError, match="a checkpoint \\(init_checkpoint\\) keeps its own"):
         parse_config({**recipe, "preset": None, "init_checkpoint": str(final)}, out / "r.yaml")
 

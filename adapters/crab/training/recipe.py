@@ -193,3 +193,8 @@ def _validate_seg(config: TrainConfig, path: Path) -> None:
     unknown = sorted(set(config.seg) - known)
     if unknown:
         raise DataError(f"seg: unknown keys {unknown}; known: {sorted(known)}", path)
+    defaults = SegSettings()
+    for key, value in config.seg.items():
+        expected = type(getattr(defaults, key))
+        if type(value) is not expected:  # exact: YAML's `yes` is a bool, and a bool is not an int here
+            raise DataError(f"seg.{key} must be of type {expected.__name__}, got {value!r}", path)
