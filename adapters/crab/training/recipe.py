@@ -185,14 +185,9 @@ def to_dict(config: TrainConfig) -> dict[str, Any]:
 
 
 def _validate_seg(config: TrainConfig, path: Path) -> None:
-    if not isinstance(config.seg, dict):
-        raise DataError(f"seg must map mask-decoder settings to values, got {config.seg!r}", path)
+    _build(SegSettings, config.seg, "seg", path)  # a mapping of known keys
     if config.seg and config.preset is None:
         raise DataError("seg changes a preset's mask decoder; a checkpoint (init_checkpoint) keeps its own", path)
-    known = {f.name for f in dataclasses.fields(SegSettings)}
-    unknown = sorted(set(config.seg) - known)
-    if unknown:
-        raise DataError(f"seg: unknown keys {unknown}; known: {sorted(known)}", path)
     defaults = SegSettings()
     for key, value in config.seg.items():
         expected = type(getattr(defaults, key))
