@@ -58,6 +58,9 @@ class Task(abc.ABC):
     output_kind: ClassVar[str] = "text"
     max_new_tokens: ClassVar[int] = 500
     description: ClassVar[str] = ""
+    #: What this task's answers say when the object asked about is not in the media (avbench's answer
+    #: format); None where an answer never says it. A model may act on it (`SegSettings.masks_follow_answer`).
+    absent_phrase: ClassVar[str | None] = None
 
     def __init__(self, **options: Any):
         if options:

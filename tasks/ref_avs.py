@@ -113,6 +113,7 @@ class RefAVSTask(BinarySegmentationTask):
     lower_is_better = frozenset({"s_null"})
     fraction_metrics = frozenset({"f_seen", "f_unseen", "f", "s_null"})
     description = "Ref-AVS: segment the object a text expression refers to (J %, F, null-set S)"
+    absent_phrase = "is not in the video"
     #: 2: `official` evaluates at 256 x 256 with the official resizing (version 1: 224, nearest neighbour).
     TASK_VERSION = 2
 
@@ -287,7 +288,7 @@ class RefAVSTask(BinarySegmentationTask):
     def answer_text(cls, expression: str, referent: str | None, n_frames: int) -> str:
         """Crab-style answer: the referent named (or said absent, `referent` None), then one mask group per frame."""
         expression = expression.rstrip(".")
-        said = "is not in the video" if referent is None else f"is the {referent}"
+        said = cls.absent_phrase if referent is None else f"is the {referent}"
         return f"{expression} {said}. " + cls.mask_text(n_frames)
 
     def reference_output(self, sample: Sample) -> ModelOutput:

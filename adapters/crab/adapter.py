@@ -11,7 +11,10 @@ Per batch: the task's prompt is wrapped in Crab's chat framing, media are encode
 frames in one CLIP call, its audio segments in one BEATs call) and spliced in,
 all samples are decoded greedily together (left padding), and for segmentation tasks every group
 of mask tokens in the answer becomes one frame's map: probabilities (sigmoid) for S4/MS3/Ref-AVS,
-class ids (argmax over 71 classes, as Crab's AVSS inference) for AVSS.
+class ids (argmax over 71 classes, as Crab's AVSS inference) for AVSS. A checkpoint whose config sets
+`seg.masks_follow_answer` (avbench's, off for Crab's) bounds the maps by the answer's words
+(`answer_masks`): an answer saying its referent is absent gets empty maps, an AVSS answer's named
+classes label the binary mask.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from avbench.media import DecodedMedia, MediaSpec
 from avbench.task import Task
 from avbench.types import ModelOutput, Sample
 
+from avbench.vocab import AVSS_CLASSES
+
+from .answer_masks import label_foreground, named_classes, says_absent
 from .checkpoint import LoadedCrab, load_checkpoint
 from .model import SampleInputs
 from .preprocess import prepare_media
@@ -173,16 +179,31 @@ class CrabAdapter(ModelAdapter):
         None when the answer holds no complete group (the task then records a parse failure). The
         decoder reads the states Crab's inference reads (`CrabModel.mask_groups`)."""
         model = self.loaded.model
+        follow = model.config.seg.masks_follow_answer
+        size = model.config.image_size
+        words = self._words_before_masks(tokens) if follow else ""
+        if follow and says_absent(words, task.absent_phrase):
+            return [np.zeros((size, size), dtype=np.float32) for _ in range(n_frames)]
         grouped = model.mask_groups(tokens, states, prompt_state)
         per = model.config.seg.mask_tokens_per_mask
         groups = min(grouped.shape[0] // per, n_frames)
         if groups == 0:
             return None
         semantic = task.name in SEMANTIC_TASKS
-        logits = model.decode_masks(grouped[: groups * per], prepared.frame_features, list(range(groups)), semantic).float()
+        states, frames = grouped[: groups * per], list(range(groups))
+        logits = model.decode_masks(states, prepared.frame_features, frames, semantic).float()
         if semantic:
+            named = named_classes(words, AVSS_CLASSES) if follow else []
+            if named:
+                binary = model.decode_masks(states, prepared.frame_features, frames, False).float()[:, 0]
+                return list(label_foreground(binary, logits, named).cpu().numpy())
             return [m for m in logits.argmax(dim=1).to(torch.int64).cpu().numpy()]
         return [m for m in torch.sigmoid(logits[:, 0]).cpu().numpy().astype(np.float32)]
+
+    def _words_before_masks(self, tokens: list[int]) -> str:
+        mask_ids = set(self.loaded.model.token_ids.mask_ids)
+        end = next((j for j, t in enumerate(tokens) if t in mask_ids), len(tokens))
+        return self.loaded.tokenizer.decode(tokens[:end], skip_special_tokens=True)
 
     def describe(self) -> dict[str, Any]:
         loaded = self.loaded

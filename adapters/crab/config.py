@@ -75,6 +75,15 @@ class SegSettings:
     #: query; a small decoder trained for minutes learns to ignore it (docs/training.md measures both).
     #: A training recipe turns it on with `seg: {prompt_conditioning: true}`.
     prompt_conditioning: bool = False
+    #: avbench's addition to inference, off in every preset (Crab's masks come from the decoder alone): the
+    #: answer's words bound what its masks may hold. An answer that says its referent is not in the video
+    #: (the task's `absent_phrase`) gets empty masks, as a rejection token empties the masks of GSVA-style
+    #: referring segmenters; an AVSS map labels the binary mask's foreground with the classes the answer
+    #: names (the one the 71-way classifier scores highest where several are named), as LISA-style
+    #: segmenters tie each mask to the class they name; an answer naming no AVSS class keeps the 71-way
+    #: arg-max. Weights are unchanged: it is a decoding choice, so a recipe can set it for the checkpoint it
+    #: writes (`seg: {masks_follow_answer: true}`) and a copy of a checkpoint can flip it in config.json.
+    masks_follow_answer: bool = False
 
     @property
     def mask_tokens_per_mask(self) -> int:

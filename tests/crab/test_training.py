@@ -347,3 +347,21 @@ def test_the_train_and_instructions_commands(synthav_tiny: Path, tmp_path: Path)
     (tmp_path / "bad.yaml").write_text("name: x\n")
     result = runner.invoke(app, ["train", "--config", str(tmp_path / "bad.yaml")])
     assert result.exit_code == 2 and "bad.yaml" in result.output and "'stages' must be a non-empty list" in result.output
+
+
+def test_masks_follow_answer_is_a_decoding_choice_that_leaves_training_alone(
+        synthav_tiny: Path, instructions: Path, tmp_path: Path) -> None:
+    """The key changes what the written checkpoint's config says, not one weight: the bundled crab-tiny sets it
+    and still equals the weights of the same recipe without it."""
+    finals = []
+    for name, seg in (("plain", {}), ("follow", {"masks_follow_answer": True})):
+        out = tmp_path / name
+        recipe = {**_recipe(out, steps=2, tasks=["avss", "ref_avs"]), "seg": seg}
+        finals.append(Trainer(parse_config(recipe, out / "recipe.yaml"), read_instructions(instructions, synthav_tiny),
+                              log=lambda m: None).train(resume=False))
+    plain, follow = (load_checkpoint(f) for f in finals)
+    assert follow.config.seg.masks_follow_answer and not plain.config.seg.masks_follow_answer
+    assert [json.loads(line)["loss"] for line in (finals[0].parent / "train_log.jsonl").read_text().splitlines()] == \
+        [json.loads(line)["loss"] for line in (finals[1].parent / "train_log.jsonl").read_text().splitlines()]
+    for (key, a), b in zip(plain.model.state_dict().items(), follow.model.state_dict().values()):
+        assert torch.equal(a, b), key
