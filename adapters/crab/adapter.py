@@ -31,7 +31,6 @@ from avbench.errors import AVBenchError, ModelUnavailableError
 from avbench.media import DecodedMedia, MediaSpec
 from avbench.task import Task
 from avbench.types import ModelOutput, Sample
-
 from avbench.vocab import AVSS_CLASSES
 
 from .answer_masks import label_foreground, named_classes, says_absent
@@ -190,12 +189,12 @@ class CrabAdapter(ModelAdapter):
         if groups == 0:
             return None
         semantic = task.name in SEMANTIC_TASKS
-        states, frames = grouped[: groups * per], list(range(groups))
-        logits = model.decode_masks(states, prepared.frame_features, frames, semantic).float()
+        mask_states, frames = grouped[: groups * per], list(range(groups))
+        logits = model.decode_masks(mask_states, prepared.frame_features, frames, semantic).float()
         if semantic:
             named = named_classes(words, AVSS_CLASSES) if follow else []
             if named:
-                binary = model.decode_masks(states, prepared.frame_features, frames, False).float()[:, 0]
+                binary = model.decode_masks(mask_states, prepared.frame_features, frames, False).float()[:, 0]
                 return list(label_foreground(binary, logits, named).cpu().numpy())
             return [m for m in logits.argmax(dim=1).to(torch.int64).cpu().numpy()]
         return [m for m in torch.sigmoid(logits[:, 0]).cpu().numpy().astype(np.float32)]
