@@ -213,6 +213,8 @@ class CrabAdapter(ModelAdapter):
             "checkpoint": str(loaded.path),
             "checkpoint_layout": loaded.layout,
             "checkpoint_hash": loaded.checkpoint_hash,
+            # the hash covers the weights only; how masks are decoded is the config's, and changes scores
+            "masks_follow_answer": loaded.config.seg.masks_follow_answer,
             "dtype": str(self.dtype).replace("torch.", ""),
             "device": str(self.device),
             "max_new_tokens": self.max_new_tokens,

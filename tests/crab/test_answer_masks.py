@@ -20,9 +20,13 @@ from avbench.vocab import AVSS_CLASSES
 LION, DOG, CAR, EMERGENCY_CAR = (AVSS_CLASSES.index(n) for n in ("lion", "dog", "car", "emergency-car"))
 
 
-def test_presets_leave_it_off() -> None:
+def test_presets_leave_it_off_and_results_say_which_decoding_ran(adapter: CrabAdapter, monkeypatch: pytest.MonkeyPatch) -> None:
     assert not SegSettings().masks_follow_answer
     assert not full_config().seg.masks_follow_answer and not tiny_config().seg.masks_follow_answer
+    # the checkpoint hash covers the weights only: results.json's model section names the decoding too
+    assert adapter.describe()["masks_follow_answer"] is True
+    monkeypatch.setattr(adapter.loaded.model.config.seg, "masks_follow_answer", False)
+    assert adapter.describe()["masks_follow_answer"] is False
 
 
 def test_named_classes_are_whole_words_in_order_of_first_mention() -> None:
