@@ -40,3 +40,10 @@ class ModelAdapter(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """Facts about the model for the results file (parameters, checkpoint hash, ...)."""
         return {"name": self.name}
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What decides this model's outputs beyond its name, seed and options, e.g. the weights and the
+        config behind a checkpoint path whose files can change. Part of a run's identity (run.json), so a
+        re-run into the same folder never mixes the predictions of two models. Empty for models their
+        options name fully (the baselines)."""
+        return {}

@@ -87,10 +87,13 @@ def predictions_path(output_dir: Path, task: str, split: str) -> Path:
     return output_dir / f"{task}_{split}.jsonl"
 
 
-def _check_resumable(config: RunConfig) -> None:
+def _check_resumable(config: RunConfig, model: ModelAdapter) -> None:
     config.output_dir.mkdir(parents=True, exist_ok=True)
     run_file = config.output_dir / RUN_FILE
-    identity = json.loads(json.dumps(config.identity(), default=str))
+    identity = config.identity()
+    if fingerprint := model.fingerprint():  # only when there is one: baselines' run folders read as before
+        identity["model_fingerprint"] = fingerprint
+    identity = json.loads(json.dumps(identity, default=str))
     if run_file.exists():
         previous = read_json(run_file)  # a torn or empty run.json is named, not a bare JSONDecodeError
         if previous != identity:
@@ -337,4 +340,4 @@ def _start(model: ModelAdapter, config: RunConfig) -> None:
     if config.on_error not in ON_ERROR_CHOICES:
         raise AVBenchError(f"--on-error takes {' or '.join(ON_ERROR_CHOICES)}, got {config.on_error!r}")
     check_ablation(config.ablate, model)
-    _check_resumable(config)
+    _check_resumable(config, model)

@@ -19,6 +19,8 @@ classes label the binary mask.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -204,6 +206,13 @@ class CrabAdapter(ModelAdapter):
         end = next((j for j, t in enumerate(tokens) if t in mask_ids), len(tokens))
         return self.loaded.tokenizer.decode(tokens[:end], skip_special_tokens=True)
 
+    def fingerprint(self) -> dict[str, Any]:
+        return {"checkpoint_hash": self.loaded.checkpoint_hash, "config_hash": self._config_hash()}
+
+    def _config_hash(self) -> str:
+        text = json.dumps(self.loaded.config.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     def describe(self) -> dict[str, Any]:
         loaded = self.loaded
         return {
@@ -213,7 +222,8 @@ class CrabAdapter(ModelAdapter):
             "checkpoint": str(loaded.path),
             "checkpoint_layout": loaded.layout,
             "checkpoint_hash": loaded.checkpoint_hash,
-            # the hash covers the weights only; how masks are decoded is the config's, and changes scores
+            # the hash covers the weights only; the config (e.g. how masks are decoded) changes scores too
+            "config_hash": self._config_hash(),
             "masks_follow_answer": loaded.config.seg.masks_follow_answer,
             "dtype": str(self.dtype).replace("torch.", ""),
             "device": str(self.device),

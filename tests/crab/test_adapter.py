@@ -197,6 +197,31 @@ def test_cli_runs_every_task_end_to_end(tiny_checkpoint: Path, synthav_tiny: Pat
         assert len(lines) == 2 and all(json.loads(line)["raw_output"] is not None for line in lines)
 
 
+def test_a_rerun_refuses_to_mix_predictions_of_other_weights_or_config_at_the_same_path(
+        tiny_checkpoint: Path, synthav_tiny: Path, tmp_path: Path) -> None:
+    """run.json records the checkpoint's weight and config hashes: a checkpoint folder retrained or
+    reconfigured in place (e.g. `seg.masks_follow_answer` flipped, which changes masks, not weights) must
+    not resume into predictions of the old one."""
+    import shutil
+
+    checkpoint, out = tmp_path / "ckpt", tmp_path / "run"
+    shutil.copytree(tiny_checkpoint, checkpoint)
+    command = ["run", "--model", "crab", "--checkpoint", str(checkpoint), "--tasks", "ave", "--limit", "1",
+               "--max-new-tokens", "4", "--synthav-size", "tiny", "--output-dir", str(out), "--bootstrap", "0"]
+    assert CliRunner().invoke(app, command).exit_code == 0
+    recorded = json.loads((out / "run.json").read_text())["model_fingerprint"]
+    assert recorded == get_model("crab", checkpoint=str(checkpoint)).fingerprint() and len(recorded["config_hash"]) == 16
+    assert CliRunner().invoke(app, command).exit_code == 0  # unchanged: resumes
+    config = json.loads((checkpoint / "config.json").read_text())
+    config["config"]["seg"]["masks_follow_answer"] = True
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    refused = CliRunner().invoke(app, command)
+    assert refused.exit_code != 0 and "holds a run of" in refused.output and "--overwrite" in refused.output
+    assert CliRunner().invoke(app, [*command, "--overwrite"]).exit_code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["model"]["masks_follow_answer"] is True and results["model"]["config_hash"] != recorded["config_hash"]
+
+
 @pytest.mark.parametrize("name", ["ave", "music_avqa", "s4", "arig"])
 def test_audio_too_short_for_crabs_segments_is_padded_not_fatal(name: str) -> None:
     """A truncated audio track (0.1 s) still gives every segment one BEATs patch: silence is appended."""
