@@ -15,7 +15,7 @@ from typing import Sequence
 
 import torch
 
-from avbench.parsing import normalize_text
+from avbench.parsing import class_key, normalize_text
 
 
 def says_absent(text: str, phrase: str | None) -> bool:
@@ -34,21 +34,22 @@ _SEPARATOR = re.compile(r"[-_\s]+")
 
 
 @lru_cache(maxsize=8)
-def _name_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
+def _name_index(names: tuple[str, ...]) -> tuple[re.Pattern[str], dict[str, int]]:
+    """A pattern matching any of `names` as whole words, and `class_key` of a name -> its index."""
     # longest first, so that `emergency-car` wins over `car` at the same place; hyphens, underscores
     # and spaces are one separator; a plural s / es is allowed
-    spelled = [r"[-_\s]+".join(map(re.escape, _SEPARATOR.split(name))) for name in sorted(names, key=len, reverse=True)]
-    return re.compile(r"\b(" + "|".join(spelled) + r")(?:e?s)?\b", re.IGNORECASE)
+    spelled = [_SEPARATOR.pattern.join(map(re.escape, _SEPARATOR.split(name))) for name in sorted(names, key=len, reverse=True)]
+    pattern = re.compile(r"\b(" + "|".join(spelled) + r")(?:e?s)?\b", re.IGNORECASE)
+    return pattern, {class_key(name): index for index, name in enumerate(names)}
 
 
 def named_classes(text: str, names: Sequence[str]) -> list[int]:
     """Indices into `names` of the class names `text` mentions as whole words, in order of first mention,
     each once. Index 0 (background) is never matched."""
-    candidates = tuple(names[1:])
-    index_of = {_SEPARATOR.sub(" ", name.lower()): index + 1 for index, name in enumerate(candidates)}
+    pattern, index_of = _name_index(tuple(names[1:]))
     found: list[int] = []
-    for match in _name_pattern(candidates).finditer(normalize_text(text)):
-        index = index_of[_SEPARATOR.sub(" ", match.group(1).lower())]
+    for match in pattern.finditer(normalize_text(text)):
+        index = index_of[class_key(match.group(1))] + 1
         if index not in found:
             found.append(index)
     return found
