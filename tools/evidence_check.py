@@ -1,0 +1,141 @@
+"""Does a Crab-style model answer MUSIC-AVQA from its evidence? Its answers, teacher-forced on the true evidence.
+
+    python tools/evidence_check.py                                   # bundled crab-tiny, SynthAV medium val
+    python tools/evidence_check.py --checkpoint runs/x/final --split test --limit 0 --output check.json
+
+Crab answers after explicit reasoning ("Seen from left to right: ... Heard: ... So the answer is
+<answer>X</answer>."). Its score mixes two skills: perceiving (writing the right evidence) and reading
+(answering from that evidence). This check isolates the second. For each question, the answer that
+`avbench data instructions` writes, with the true evidence, is scored once per candidate X: every answer
+that questions of the same template take in SynthAV (all splits). The candidate of highest likelihood is
+the model's answer. A model that reads its own context answers these right whatever its perception is;
+one that does not stays near the prior. docs/training.md has crab-tiny's numbers.
+
+Accuracy is reported overall and per template (the placeholders kept, e.g. "Is there a <Object> sound?").
+`--blank-media` zeroes the frames and the audio, to see what the answer owes to the media once the
+evidence is given. Nothing is downloaded: the data is SynthAV, generated on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from avbench.adapters.crab.adapter import CrabAdapter, default_checkpoint
+from avbench.adapters.crab.checkpoint import load_checkpoint
+from avbench.adapters.crab.training.data import ExampleBuilder, InstructionRecord, MediaCache, parse_record
+from avbench.synthav import MANIFEST, ensure_synthav
+from avbench.synthav.instruct import task_records
+
+IGNORE_INDEX = -100
+
+#: (record, candidate answers) -> one log-likelihood per candidate
+Scorer = Callable[[InstructionRecord, Sequence[str]], list[float]]
+
+
+def answer_word(record: InstructionRecord) -> str:
+    return record.answer.split("<answer>")[-1].split("</answer>")[0]
+
+
+def with_answer(record: InstructionRecord, candidate: str) -> InstructionRecord:
+    head, _, tail = record.answer.rpartition(f"<answer>{answer_word(record)}</answer>")
+    return dataclasses.replace(record, id=f"{record.id}#{candidate}", answer=f"{head}<answer>{candidate}</answer>{tail}")
+
+
+def questions(root: Path, split: str, limit: int) -> tuple[list[InstructionRecord], dict[str, str], dict[str, list[str]]]:
+    """The split's MUSIC-AVQA records (at most `limit`, 0: all), each question's template, and each
+    template's candidate answers (over every split, sorted)."""
+    truth = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    known = truth["music_avqa"]["questions"]
+    candidates: dict[str, set[str]] = defaultdict(set)
+    for question in known.values():
+        candidates[question["template"]].add(question["answer"])
+    records = [parse_record(data, root, root / MANIFEST, line)
+               for line, data in enumerate(task_records("music_avqa", root, split, truth), start=1)]
+    if limit:
+        records = records[:limit]
+    template = {r.id: known[r.id.split("/", 1)[1]]["template"] for r in records}
+    return records, template, {t: sorted(a) for t, a in candidates.items()}
+
+
+def model_scorer(checkpoint: Path, blank_media: bool) -> Scorer:
+    """Log-likelihood of the whole answer (evidence, then the candidate) under the checkpoint, one forward
+    per candidate (batch 1: the LM loss is then that answer's mean, without padding to undo)."""
+    loaded = load_checkpoint(checkpoint)
+    model = loaded.model.eval()
+    builder = ExampleBuilder(loaded.tokenizer, model.config, MediaCache(CrabAdapter.media_spec))
+
+    @torch.no_grad()
+    def score(record: InstructionRecord, options: Sequence[str]) -> list[float]:
+        out = []
+        for option in options:
+            inputs = builder.example(with_answer(record, option)).inputs
+            if blank_media:
+                inputs = dataclasses.replace(inputs, pixels=torch.zeros_like(inputs.pixels),
+                                             segments=None if inputs.segments is None else torch.zeros_like(inputs.segments))
+            labelled = sum(1 for t in inputs.labels if t != IGNORE_INDEX)
+            out.append(-float(model(model.prepare_batch([inputs])).lm_loss) * labelled)
+        return out
+
+    return score
+
+
+def check(records: Sequence[InstructionRecord], template: dict[str, str], candidates: dict[str, list[str]],
+          score: Scorer, progress: Callable[[int, int], None] | None = None) -> dict:
+    """Accuracy overall and per template (in %), with counts; the model's pick for every question."""
+    right: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    picks = {}
+    for done, record in enumerate(records, start=1):
+        options = candidates[template[record.id]]
+        likelihood = score(record, options)
+        pick = options[max(range(len(options)), key=likelihood.__getitem__)]
+        picks[record.id] = pick
+        for key in ("all", template[record.id]):
+            right[key][0] += pick == answer_word(record)
+            right[key][1] += 1
+        if progress is not None:
+            progress(done, len(records))
+    return {"accuracy": {k: 100.0 * c / n for k, (c, n) in right.items()},
+            "questions": {k: n for k, (_, n) in right.items()}, "picks": picks}
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path, default=None, help="model folder (default: the bundled crab-tiny)")
+    parser.add_argument("--synthav-size", default="medium", help="SynthAV size (default medium)")
+    parser.add_argument("--synthav-seed", type=int, default=0)
+    parser.add_argument("--split", default="val", help="split whose questions are asked (default val)")
+    parser.add_argument("--limit", type=int, default=200, help="first N questions of the split; 0: all (default 200)")
+    parser.add_argument("--blank-media", action="store_true", help="zero the frames and the audio")
+    parser.add_argument("--output", type=Path, default=None, help="also write the result as JSON")
+    args = parser.parse_args(argv)
+    if args.limit < 0:
+        parser.error("--limit must be 0 (all) or more")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    root = ensure_synthav(seed=args.synthav_seed, size=args.synthav_size, progress=print)
+    records, template, candidates = questions(root, args.split, args.limit)
+    score = model_scorer(args.checkpoint or default_checkpoint(), args.blank_media)
+    result = check(records, template, candidates, score,
+                   lambda done, total: print(f"\r{done}/{total} questions", end="", file=sys.stderr, flush=True))
+    print(file=sys.stderr)
+    print("| questions | accuracy (%) | template |\n|---|---|---|")
+    for key in sorted(result["questions"], key=lambda k: (k != "all", -result["questions"][k], k)):
+        print(f"| {result['questions'][key]} | {result['accuracy'][key]:.1f} | {key} |")
+    if args.output is not None:
+        args.output.write_text(json.dumps(result, indent=1, sort_keys=True), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
