@@ -30,11 +30,10 @@ import torch
 
 from avbench.adapters.crab.adapter import CrabAdapter, default_checkpoint
 from avbench.adapters.crab.checkpoint import load_checkpoint
+from avbench.adapters.crab.prompts import IGNORE_INDEX
 from avbench.adapters.crab.training.data import ExampleBuilder, InstructionRecord, MediaCache, parse_record
 from avbench.synthav import MANIFEST, ensure_synthav
 from avbench.synthav.instruct import task_records
-
-IGNORE_INDEX = -100
 
 #: (record, candidate answers) -> one log-likelihood per candidate
 Scorer = Callable[[InstructionRecord, Sequence[str]], list[float]]

@@ -72,6 +72,7 @@ def test_the_pick_is_the_most_likely_candidate_and_is_counted_per_template(tool,
 def test_the_score_is_the_answers_summed_log_likelihood(tool, asked, tiny_checkpoint: Path) -> None:
     from avbench.adapters.crab.adapter import CrabAdapter
     from avbench.adapters.crab.checkpoint import load_checkpoint
+    from avbench.adapters.crab.prompts import IGNORE_INDEX
     from avbench.adapters.crab.training.data import ExampleBuilder, MediaCache
 
     record = asked[0][0]
@@ -87,7 +88,7 @@ def test_the_score_is_the_answers_summed_log_likelihood(tool, asked, tiny_checkp
             logits = model(prepared).logits[0]
         labels = prepared[0].labels
         log_probs = F.log_softmax(logits[:-1].float(), dim=-1)
-        wanted = labels[1:] != tool.IGNORE_INDEX
+        wanted = labels[1:] != IGNORE_INDEX
         by_hand = log_probs[wanted].gather(1, labels[1:][wanted][:, None]).sum().item()
         assert score == pytest.approx(by_hand, rel=1e-4)
     blank = tool.model_scorer(tiny_checkpoint, blank_media=True)(record, options)
