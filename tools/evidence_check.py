@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import sys
 from collections import defaultdict
@@ -32,6 +33,7 @@ from avbench.adapters.crab.adapter import CrabAdapter, default_checkpoint
 from avbench.adapters.crab.checkpoint import load_checkpoint
 from avbench.adapters.crab.prompts import IGNORE_INDEX
 from avbench.adapters.crab.training.data import ExampleBuilder, InstructionRecord, MediaCache, parse_record
+from avbench.parsing import last_tag
 from avbench.synthav import MANIFEST, ensure_synthav
 from avbench.synthav.instruct import task_records
 
@@ -40,7 +42,7 @@ Scorer = Callable[[InstructionRecord, Sequence[str]], list[float]]
 
 
 def answer_word(record: InstructionRecord) -> str:
-    return record.answer.split("<answer>")[-1].split("</answer>")[0]
+    return last_tag(record.answer, ("answer",), "<answer>...</answer>").body
 
 
 def with_answer(record: InstructionRecord, candidate: str) -> InstructionRecord:
@@ -56,10 +58,8 @@ def questions(root: Path, split: str, limit: int) -> tuple[list[InstructionRecor
     candidates: dict[str, set[str]] = defaultdict(set)
     for question in known.values():
         candidates[question["template"]].add(question["answer"])
-    records = [parse_record(data, root, root / MANIFEST, line)
-               for line, data in enumerate(task_records("music_avqa", root, split, truth), start=1)]
-    if limit:
-        records = records[:limit]
+    exported = itertools.islice(task_records("music_avqa", root, split, truth), limit or None)
+    records = [parse_record(data, root, root / MANIFEST, line) for line, data in enumerate(exported, start=1)]
     template = {r.id: known[r.id.split("/", 1)[1]]["template"] for r in records}
     return records, template, {t: sorted(a) for t, a in candidates.items()}
 
