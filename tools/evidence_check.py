@@ -14,6 +14,12 @@ one that does not stays near the prior. docs/training.md has crab-tiny's numbers
 Accuracy is reported overall and per template (the placeholders kept, e.g. "Is there a <Object> sound?").
 `--blank-media` zeroes the frames and the audio, to see what the answer owes to the media once the
 evidence is given. Nothing is downloaded: the data is SynthAV, generated on first use.
+
+`--names` checks the step before: does the LLM read an instrument's name off its media tokens? For single
+seconds of MUSIC-AVQA clips (the `caption_second` records of the export: "Seen: cello (top left) <obj>...</obj>,
+... Heard: saxophone."), the first seen and the first heard name are each scored once per instrument of
+SynthAV's ten, the rest of the description kept true. A model that reads its media names them; one that
+does not stays near one in ten.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import argparse
 import dataclasses
 import itertools
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -35,10 +42,15 @@ from avbench.adapters.crab.prompts import IGNORE_INDEX
 from avbench.adapters.crab.training.data import ExampleBuilder, InstructionRecord, MediaCache, parse_record
 from avbench.parsing import last_tag
 from avbench.synthav import MANIFEST, ensure_synthav
-from avbench.synthav.instruct import task_records
+from avbench.synthav.instruct import CAPTION_SECOND, caption_records, task_records
+from avbench.synthav.music_avqa import INSTRUMENTS
 
 #: (record, candidate answers) -> one log-likelihood per candidate
 Scorer = Callable[[InstructionRecord, Sequence[str]], list[float]]
+#: (record, candidate) -> the record whose answer states that candidate
+Variant = Callable[[InstructionRecord, str], InstructionRecord]
+#: The slots `--names` fills, as a pattern whose group 1 is the name.
+NAME_SLOTS = {"first seen": re.compile(r"Seen: (\w+) \("), "first heard": re.compile(r"Heard: (\w+)")}
 
 
 def answer_word(record: InstructionRecord) -> str:
@@ -64,9 +76,40 @@ def questions(root: Path, split: str, limit: int) -> tuple[list[InstructionRecor
     return records, template, {t: sorted(a) for t, a in candidates.items()}
 
 
-def model_scorer(checkpoint: Path, blank_media: bool) -> Scorer:
+def slot_of(record: InstructionRecord) -> str:
+    return record.id.rsplit("#", 1)[1]
+
+
+def named(record: InstructionRecord) -> str:
+    """The name in a `--names` record's slot (its id ends in "#<slot>")."""
+    return NAME_SLOTS[slot_of(record)].search(record.answer).group(1)
+
+
+def with_name(record: InstructionRecord, candidate: str) -> InstructionRecord:
+    start, end = NAME_SLOTS[slot_of(record)].search(record.answer).span(1)
+    return dataclasses.replace(record, id=f"{record.id}={candidate}", answer=record.answer[:start] + candidate + record.answer[end:])
+
+
+def name_slots(root: Path, split: str, limit: int) -> tuple[list[InstructionRecord], dict[str, str], dict[str, list[str]]]:
+    """One record per filled slot of the split's MUSIC-AVQA single-second descriptions (at most `limit`
+    seconds, 0: all), id suffixed "#<slot>"; each record's slot; the ten instruments as every slot's candidates."""
+    truth = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    seconds = (d for d in caption_records(root, split, truth) if d["task"] == CAPTION_SECOND and "/music_avqa/" in d["id"])
+    records, slot = [], {}
+    for line, data in enumerate(itertools.islice(seconds, limit or None), start=1):
+        record = parse_record(data, root, root / MANIFEST, line)
+        for name, pattern in NAME_SLOTS.items():
+            found = pattern.search(record.answer)
+            if found and found.group(1) in INSTRUMENTS:
+                records.append(dataclasses.replace(record, id=f"{record.id}#{name}"))
+                slot[records[-1].id] = name
+    return records, slot, {name: sorted(INSTRUMENTS) for name in NAME_SLOTS}
+
+
+def model_scorer(checkpoint: Path, blank_media: bool, variant: Variant = with_answer) -> Scorer:
     """Log-likelihood of the whole answer (evidence, then the candidate) under the checkpoint, one forward
-    per candidate (batch 1: the LM loss is then that answer's mean, without padding to undo)."""
+    per candidate (batch 1: the LM loss is then that answer's mean, without padding to undo); `variant`
+    writes the candidate into the answer."""
     loaded = load_checkpoint(checkpoint)
     model = loaded.model.eval()
     builder = ExampleBuilder(loaded.tokenizer, model.config, MediaCache(CrabAdapter.media_spec))
@@ -75,7 +118,7 @@ def model_scorer(checkpoint: Path, blank_media: bool) -> Scorer:
     def score(record: InstructionRecord, options: Sequence[str]) -> list[float]:
         out = []
         for option in options:
-            inputs = builder.example(with_answer(record, option)).inputs
+            inputs = builder.example(variant(record, option)).inputs
             if blank_media:
                 inputs = dataclasses.replace(inputs, pixels=torch.zeros_like(inputs.pixels),
                                              segments=None if inputs.segments is None else torch.zeros_like(inputs.segments))
@@ -87,8 +130,10 @@ def model_scorer(checkpoint: Path, blank_media: bool) -> Scorer:
 
 
 def check(records: Sequence[InstructionRecord], template: dict[str, str], candidates: dict[str, list[str]],
-          score: Scorer, progress: Callable[[int, int], None] | None = None) -> dict:
-    """Accuracy overall and per template (in %), with counts; the model's pick for every question."""
+          score: Scorer, progress: Callable[[int, int], None] | None = None,
+          truth: Callable[[InstructionRecord], str] = answer_word) -> dict:
+    """Accuracy overall and per template (in %), with counts; the model's pick for every question. `truth`
+    reads the right candidate off a record (default: its tagged answer)."""
     right: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     picks = {}
     for done, record in enumerate(records, start=1):
@@ -97,7 +142,7 @@ def check(records: Sequence[InstructionRecord], template: dict[str, str], candid
         pick = options[max(range(len(options)), key=likelihood.__getitem__)]
         picks[record.id] = pick
         for key in ("all", template[record.id]):
-            right[key][0] += pick == answer_word(record)
+            right[key][0] += pick == truth(record)
             right[key][1] += 1
         if progress is not None:
             progress(done, len(records))
@@ -113,6 +158,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--split", default="val", help="split whose questions are asked (default val)")
     parser.add_argument("--limit", type=int, default=200, help="first N questions of the split; 0: all (default 200)")
     parser.add_argument("--blank-media", action="store_true", help="zero the frames and the audio")
+    parser.add_argument("--names", action="store_true",
+                        help="instead: rank the first seen / heard instrument of single seconds (LIMIT counts seconds)")
     parser.add_argument("--output", type=Path, default=None, help="also write the result as JSON")
     args = parser.parse_args(argv)
     if args.limit < 0:
@@ -123,12 +170,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     root = ensure_synthav(seed=args.synthav_seed, size=args.synthav_size, progress=print)
-    records, template, candidates = questions(root, args.split, args.limit)
-    score = model_scorer(args.checkpoint or default_checkpoint(), args.blank_media)
-    result = check(records, template, candidates, score,
-                   lambda done, total: print(f"\r{done}/{total} questions", end="", file=sys.stderr, flush=True))
+    if args.names:
+        records, group, candidates = name_slots(root, args.split, args.limit)
+        variant, truth, label = with_name, named, "slot"
+    else:
+        records, group, candidates = questions(root, args.split, args.limit)
+        variant, truth, label = with_answer, answer_word, "template"
+    score = model_scorer(args.checkpoint or default_checkpoint(), args.blank_media, variant)
+    result = check(records, group, candidates, score,
+                   lambda done, total: print(f"\r{done}/{total} records", end="", file=sys.stderr, flush=True), truth)
     print(file=sys.stderr)
-    print("| questions | accuracy (%) | template |\n|---|---|---|")
+    print(f"| records | accuracy (%) | {label} |\n|---|---|---|")
     for key in sorted(result["questions"], key=lambda k: (k != "all", -result["questions"][k], k)):
         print(f"| {result['questions'][key]} | {result['accuracy'][key]:.1f} | {key} |")
     if args.output is not None:

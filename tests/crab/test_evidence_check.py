@@ -93,3 +93,47 @@ def test_the_score_is_the_answers_summed_log_likelihood(tool, asked, tiny_checkp
         assert score == pytest.approx(by_hand, rel=1e-4)
     blank = tool.model_scorer(tiny_checkpoint, blank_media=True)(record, options)
     assert blank != scores  # the media reach the answer's likelihood
+
+
+@pytest.fixture(scope="module")
+def slots(tool, synthav_tiny: Path):
+    return tool.name_slots(synthav_tiny, "val", 0)
+
+
+def test_names_mode_asks_the_first_seen_and_heard_instrument_of_each_music_second(tool, slots, synthav_tiny: Path) -> None:
+    from avbench.synthav.music_avqa import INSTRUMENTS
+
+    records, slot, candidates = slots
+    known = json.loads((synthav_tiny / MANIFEST).read_text())["music_avqa"]["videos"]
+    val_seconds = sum(len(v["segments"]) for v in known.values() if v["split"] == "val")
+    seconds = {r.id.rsplit("#", 1)[0] for r in records}
+    assert 0 < len(seconds) <= val_seconds and all(r.task == "caption_second" and "/music_avqa/" in r.id for r in records)
+    assert set(slot.values()) == {"first seen", "first heard"} and candidates == {s: sorted(INSTRUMENTS) for s in slot.values()}
+    for record in records:
+        name = tool.named(record)
+        assert name in INSTRUMENTS and slot[record.id] == tool.slot_of(record)
+        marker = "Seen: " if slot[record.id] == "first seen" else "Heard: "
+        assert record.answer.split(marker, 1)[1].startswith(name)
+        swapped = tool.with_name(record, "piccolo")
+        before, after = record.answer.split(marker, 1)
+        assert swapped.answer == before + marker + "piccolo" + after[len(name):]
+        assert swapped.second == record.second and swapped.media == record.media
+    assert len({r.id.rsplit("#", 1)[0] for r in tool.name_slots(synthav_tiny, "val", 3)[0]}) == 3
+
+
+def test_names_mode_counts_a_pick_right_when_it_is_the_slots_name(tool, slots) -> None:
+    records, slot, candidates = slots
+    truthful = tool.check(records, slot, candidates, lambda r, options: [float(o == tool.named(r)) for o in options],
+                          truth=tool.named)
+    assert truthful["accuracy"]["all"] == 100.0
+    first = tool.check(records, slot, candidates, lambda r, options: [-i for i in range(len(options))], truth=tool.named)
+    by_hand = [tool.named(r) == candidates[slot[r.id]][0] for r in records]
+    assert first["accuracy"]["all"] == pytest.approx(100.0 * sum(by_hand) / len(records))
+
+
+def test_the_names_scorer_scores_the_answer_with_the_candidate_written_in(tool, slots, tiny_checkpoint: Path) -> None:
+    record = slots[0][0]
+    pair = tool.model_scorer(tiny_checkpoint, False, tool.with_name)(record, ["cello", "flute"])
+    as_written = tool.model_scorer(tiny_checkpoint, False, lambda r, _: r)
+    assert pair == [pytest.approx(as_written(tool.with_name(record, n), ["-"])[0], rel=1e-5) for n in ("cello", "flute")]
+    assert pair[0] != pair[1]
