@@ -16,7 +16,7 @@ INSTRUCTIONS_FILE = "instructions.jsonl"
 
 
 
-def _synthav_instructions(size: str, seed: int, split: str, out: Path) -> tuple[Path, dict[str, int]]:
+def _synthav_instructions(size: str, seed: int, split: str, out: Path, drills: int = 0) -> tuple[Path, dict[str, int]]:
     from .synthav import SIZES, ensure_synthav
     from .synthav.instruct import export_instructions
 
@@ -24,7 +24,7 @@ def _synthav_instructions(size: str, seed: int, split: str, out: Path) -> tuple[
         raise AVBenchError(f"unknown SynthAV size {size!r}; sizes: {', '.join(SIZES)}")
     with err_console.status("checking the SynthAV cache") as status:
         root = ensure_synthav(seed=seed, size=size, progress=status.update)
-    return root, export_instructions(root, out, split=split)
+    return root, export_instructions(root, out, split=split, drills=drills, drill_seed=seed)
 
 
 def instructions_command(
@@ -32,11 +32,13 @@ def instructions_command(
     synthav_size: str = typer.Option("medium", help="SynthAV size: tiny, small or medium."),
     synthav_seed: int = typer.Option(0, help="SynthAV seed."),
     split: str = typer.Option("train", help="Split to export."),
+    drills: int = typer.Option(0, min=0, help="Also export text-only MUSIC-AVQA drills of this many freshly sampled "
+                               "scenes (question, true evidence given, answer; docs/training.md)."),
 ) -> None:
     """Export a SynthAV split as AV-UIE-style instruction data: media paths, the task's prompt, and an answer
     that states what is seen and heard before the tagged result (plus one description record per clip)."""
     try:
-        root, counts = _synthav_instructions(synthav_size, synthav_seed, split, out)
+        root, counts = _synthav_instructions(synthav_size, synthav_seed, split, out, drills)
     except AVBenchError as exc:
         fail(str(exc))
     console.print(f"{sum(counts.values())} records ({', '.join(f'{k} {v}' for k, v in counts.items())}) in {out}; "
@@ -63,7 +65,8 @@ def train_command(
         data = recipe.data
         if data.synthav_size is not None:
             out.mkdir(parents=True, exist_ok=True)
-            root, _ = _synthav_instructions(data.synthav_size, data.synthav_seed, data.split, out / INSTRUCTIONS_FILE)
+            root, _ = _synthav_instructions(data.synthav_size, data.synthav_seed, data.split, out / INSTRUCTIONS_FILE,
+                                            data.drills)
             records = read_instructions(out / INSTRUCTIONS_FILE, root)
         else:
             records = read_instructions(data.instructions, data.data_root)

@@ -22,11 +22,17 @@ Besides the tasks, the recipe's connector pre-training data: `caption` records a
 description of what is seen and heard over time in a clip, `caption_second` records (with `"second": k`)
 what is seen, where, and heard in second k of a clip (its frame k and audio [k, k + 1) s), and carry
 the same facts as `"labels": {"seen": [...], "heard": [...]}` for the encoders' pre-training objective.
+
+`music_avqa_drill` records (`drill_records`, opt-in) are text only (`"media": {}`): a MUSIC-AVQA question of a
+freshly sampled scene (no clip of any split), its true evidence as `"given"` (teacher-forced, not supervised)
+and the answer. They teach the LLM to answer from evidence it reads, which a small LLM trained from scratch
+does not learn from the task's few hundred clips (docs/training.md).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -35,15 +41,17 @@ from avbench.registry import get_task
 from avbench.task import load_samples
 from avbench.tasks.arig import format_box
 from avbench.tasks.avsbench import BinarySegmentationTask
+from avbench.tasks.music_avqa import fill_question
 from avbench.types import Sample
 
-from . import MANIFEST
+from . import MANIFEST, common, music_avqa
 from .scene import runs
 
 #: Tasks exported, in this order; `caption` describes a whole clip, `caption_second` one second of it.
 TASKS: tuple[str, ...] = ("ave", "avvp", "music_avqa", "arig", "s4", "ms3", "avss", "ref_avs")
 CAPTION = "caption"
 CAPTION_SECOND = "caption_second"
+DRILL = "music_avqa_drill"
 #: A class's look and sound depend on its index in its data set's vocabulary, so a description names
 #: the data set whose class names it uses (a task prompt implies it).
 DATASET_NAMES = {"ave": "AVE", "avvp": "LLP", "music_avqa": "MUSIC-AVQA", "avsbench": "AVSBench", "ref_avs": "Ref-AVS"}
@@ -107,6 +115,28 @@ def _avqa_evidence(question: dict[str, Any]) -> str:
         for cls, pattern, onset, level in question["audio_view"]
     ) or "no instrument"
     return f"Seen from left to right: {seen}. Heard: {heard}."
+
+
+def text_only(prompt: str) -> str:
+    """A task prompt without its media lines ("This is a video:" and the placeholder line after it)."""
+    return re.sub(r"This is an? \w+:\n<\w+_start><\w+><\w+_end>\n", "", prompt)
+
+
+def drill_records(seed: int, scenes: int, fourth_question: float = 0.5) -> Iterator[dict[str, Any]]:
+    """Text-only MUSIC-AVQA records of `scenes` scenes sampled as the data set's clips are, from their own
+    streams (seed, "music_avqa_drill", k): the question in the task's prompt without its media lines, the
+    scene's true evidence as `given` and the answer after it."""
+    task = get_task("music_avqa")
+    for index in range(scenes):
+        video = music_avqa.sample_video(common.rng_for(seed, DRILL, index), index, fourth_question)
+        evidence = _avqa_evidence({"visual_view": music_avqa.visual_view(video.instruments),
+                                   "audio_view": music_avqa.audio_view(video.instruments)})
+        for k, question in enumerate(video.questions):
+            sample = Sample(id=f"{index}/{k}", task="music_avqa", split="train", media={},
+                            inputs={"question": fill_question(question.template, question.values)})
+            yield {"id": f"{DRILL}/{index}/{k}", "task": DRILL, "split": "train", "media": {},
+                   "instruction": text_only(task.build_prompt(sample)), "given": evidence,
+                   "answer": f"{evidence} So the answer is <answer>{question.answer}</answer>."}
 
 
 def task_records(task_name: str, root: Path, split: str, truth: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -232,14 +262,17 @@ def caption_records(root: Path, split: str, truth: dict[str, Any]) -> Iterator[d
 
 
 def export_instructions(root: Path, out: Path, split: str = "train", tasks: Sequence[str] = TASKS,
-                        captions: bool = True) -> dict[str, int]:
-    """Write the instruction records of `split` to `out` (JSONL); returns the count per task."""
+                        captions: bool = True, drills: int = 0, drill_seed: int = 0) -> dict[str, int]:
+    """Write the instruction records of `split` to `out` (JSONL), then those of `drills` drill scenes;
+    returns the count per task."""
     root = Path(root)
     truth = read_json(root / MANIFEST)
     counts: dict[str, int] = {}
     streams = [task_records(name, root, split, truth) for name in tasks]
     if captions:
         streams.insert(0, caption_records(root, split, truth))
+    if drills:
+        streams.append(drill_records(drill_seed, drills))
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8", newline="\n") as handle:
         for records in streams:

@@ -50,6 +50,8 @@ class InstructionRecord:
     second: int | None = None
     #: Label names per modality ("seen", "heard") for the encoders' objective (recipe `objective: encoders`).
     labels: dict[str, tuple[str, ...]] | None = None
+    #: The start of `answer` that is teacher-forced but not supervised (a drill's given evidence).
+    given: str = ""
 
     @property
     def media_key(self) -> str:
@@ -72,8 +74,9 @@ def parse_record(data: Any, root: Path, path: Path, line: int) -> InstructionRec
     for key in ("id", "task", "instruction", "answer"):
         if not isinstance(data[key], str) or not data[key].strip():
             raise DataError(f"{key!r} must be a non-empty string", path, line)
-    if not isinstance(data["media"], dict) or not data["media"]:
-        raise DataError("'media' must be an object of media roles (video, audio, frames, image)", path, line)
+    if not isinstance(data["media"], dict):
+        raise DataError("'media' must be an object of media roles (video, audio, frames, image), {} for text only",
+                        path, line)
     masks = data.get("masks")
     kind, frames, files = None, (), ()
     if masks is not None:
@@ -95,9 +98,14 @@ def parse_record(data: Any, root: Path, path: Path, line: int) -> InstructionRec
                 isinstance(v, list) and all(isinstance(x, str) for x in v) for v in labels.values()):
             raise DataError("'labels' must map seen / heard to lists of label names", path, line)
         labels = {k: tuple(v) for k, v in labels.items()}
+    if not data["media"] and (masks is not None or second is not None or labels is not None):
+        raise DataError("a text-only record ('media': {}) cannot have masks, a second or labels", path, line)
+    given = data.get("given", "")
+    if not isinstance(given, str) or not data["answer"].strip().startswith(given.strip()):
+        raise DataError("'given' must be a string the answer starts with", path, line)
     media = {role: _absolute(value, root) for role, value in data["media"].items()}
     return InstructionRecord(data["id"], data["task"], media, data["instruction"], data["answer"], kind, frames, files,
-                             second, labels)
+                             second, labels, given.strip())
 
 
 def read_instructions(path: str | Path, root: str | Path) -> list[InstructionRecord]:
@@ -152,7 +160,7 @@ class MediaCache:
 
     def fill(self, records: Sequence[InstructionRecord], workers: int = 2,
              progress: Callable[[int, int], None] | None = None) -> None:
-        todo = {r.media_key: r for r in records if r.media_key not in self._items}
+        todo = {r.media_key: r for r in records if r.media and r.media_key not in self._items}
         if not todo:
             return
 
@@ -218,17 +226,24 @@ class ExampleBuilder:
         return SampleMedia(frames_to_pixels(media.frames, self.config.image_size), segments, True)
 
     def tokens(self, record: InstructionRecord) -> tuple[list[int], list[int]]:
-        """(input ids, labels): the chat prompt then the answer and EOS; labels only on the answer."""
+        """(input ids, labels): the chat prompt then the answer and EOS; labels only on the answer after its
+        `given` start."""
         if record.id not in self._tokens:
             tok = self.tokenizer
             prompt = encode(tok, chat_prompt(record.instruction, self.config.system_prompt, tok.bos_token or "<s>"))
             # a leading space: the answer follows "[/INST] " as in LLaMA-2's chat rendering
             answer = encode(tok, " " + record.answer.strip()) + [int(tok.eos_token_id)]
-            self._tokens[record.id] = (prompt + answer, [IGNORE_INDEX] * len(prompt) + answer)
+            given = encode(tok, " " + record.given) if record.given else []
+            if answer[:len(given)] != given:
+                raise DataError(f"record {record.id!r}: its 'given' text does not end on a token boundary of the answer")
+            unsupervised = len(prompt) + len(given)
+            self._tokens[record.id] = (prompt + answer, [IGNORE_INDEX] * unsupervised + answer[len(given):])
         return self._tokens[record.id]
 
     def example(self, record: InstructionRecord) -> TrainingExample:
         ids, labels = self.tokens(record)
+        if not record.media:
+            return TrainingExample(SampleInputs(ids, None, None, False, labels), None, None, False)
         if record.second is not None:
             inputs = self._second(record)
             return TrainingExample(SampleInputs(ids, inputs.pixels, inputs.segments, True, labels), None, None, False)

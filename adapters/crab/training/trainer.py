@@ -208,6 +208,8 @@ def config_digest(config: TrainConfig) -> str:
         data.pop(key, None)
     if not data.get("seg"):
         data.pop("seg", None)  # so that runs written before the key existed still resume
+    if not data["data"].get("drills"):
+        data["data"].pop("drills", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

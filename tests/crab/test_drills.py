@@ -1,0 +1,120 @@
+"""Text-only MUSIC-AVQA drills: the records (fresh scenes, true evidence given, the answer), their tokens
+(supervised only after the given evidence), and training on them next to media records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from avbench.adapters.crab.prompts import IGNORE_INDEX
+from avbench.adapters.crab.training.data import ExampleBuilder, MediaCache, parse_record, read_instructions
+from avbench.adapters.crab.training.recipe import parse_config
+from avbench.adapters.crab.training.trainer import LOG_FILE, Trainer, config_digest, read_log
+from avbench.adapters.crab.adapter import CrabAdapter
+from avbench.adapters.crab.checkpoint import load_checkpoint
+from avbench.errors import DataError
+from avbench.registry import get_task
+from avbench.synthav.instruct import DRILL, drill_records, export_instructions
+from avbench.types import ModelOutput, Sample
+
+HEARD_COUNT = "How many musical instruments were heard throughout the video?"
+NUMBERS = ["zero", "one", "two", "three", "four", "five"]
+
+
+@pytest.fixture(scope="module")
+def drills() -> list[dict]:
+    return list(drill_records(seed=0, scenes=60))
+
+
+def test_a_drill_is_a_question_its_true_evidence_and_the_answer(drills: list[dict]) -> None:
+    task = get_task("music_avqa")
+    assert len({d["id"] for d in drills}) == len(drills) > 60 * 3 - 1  # three or four questions a scene
+    for record in drills:
+        assert record["task"] == DRILL and record["media"] == {}
+        assert "<video" not in record["instruction"] and "<audio" not in record["instruction"]
+        assert record["instruction"].startswith("Please answer this question: ")
+        assert record["answer"] == f"{record['given']} So the answer is <answer>{_answer(record)}</answer>."
+        # the task's own parser reads the answer back
+        question = record["instruction"].split(": ", 1)[1].split("\n")[0]
+        sample = Sample(id="q", task="music_avqa", split="train", media={}, inputs={"question": question},
+                        target={"answer": _answer(record)})
+        assert task.parse(ModelOutput(record["answer"]), sample)["answer"] == _answer(record)
+    # answers follow the given evidence: the heard count is the number of sounds listed after "Heard:"
+    counted = [d for d in drills if HEARD_COUNT in d["instruction"]]
+    assert counted
+    for record in counted:
+        heard = record["given"].split("Heard: ")[1]
+        assert NUMBERS[0 if heard == "no instrument." else heard.count(" beats a second")] == _answer(record)
+    # its own streams: another seed gives other scenes, the same seed the same ones
+    assert [d["given"] for d in drill_records(seed=1, scenes=5)] != [d["given"] for d in drills[:len(list(drill_records(1, 5)))]]
+    assert list(drill_records(seed=0, scenes=60)) == drills
+
+
+def _answer(record: dict) -> str:
+    return record["answer"].split("<answer>")[1].split("</answer>")[0]
+
+
+def test_a_drill_is_supervised_only_after_its_given_evidence(drills: list[dict], tiny_checkpoint: Path, tmp_path: Path) -> None:
+    loaded = load_checkpoint(tiny_checkpoint)
+    builder = ExampleBuilder(loaded.tokenizer, loaded.model.config, MediaCache(CrabAdapter.media_spec))
+    record = parse_record(drills[0], tmp_path, tmp_path / "d.jsonl", 1)
+    ids, labels = builder.tokens(record)
+    supervised = [t for t in labels if t != IGNORE_INDEX]
+    assert labels[:len(labels) - len(supervised)] == [IGNORE_INDEX] * (len(labels) - len(supervised))
+    assert ids[len(ids) - len(supervised):] == supervised
+    text = loaded.tokenizer.decode(supervised, skip_special_tokens=True)
+    assert text.strip() == f"So the answer is <answer>{_answer(drills[0])}</answer>."
+    # without `given` the whole answer is supervised
+    whole = parse_record({**drills[0], "id": "plain", "given": ""}, tmp_path, tmp_path / "d.jsonl", 1)
+    assert len([t for t in builder.tokens(whole)[1] if t != IGNORE_INDEX]) > len(supervised) + 20
+    example = builder.example(record)
+    assert example.inputs.pixels is None and example.inputs.segments is None and example.mask_targets is None
+
+
+def test_bad_text_only_records_name_the_file_and_line(drills: list[dict], tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    bad = [
+        ({**drills[0], "given": "Heard: nothing."}, "'given' must be a string the answer starts with"),
+        ({**drills[0], "second": 2}, "text-only record"),
+        ({**drills[0], "media": []}, "'media' must be an object"),
+    ]
+    for record, message in bad:
+        path.write_text(json.dumps(drills[1]) + "\n" + json.dumps(record) + "\n")
+        with pytest.raises(DataError, match=message) as caught:
+            read_instructions(path, tmp_path)
+        assert str(path) in str(caught.value) and ":2" in str(caught.value)
+
+
+def _recipe(out: Path, drills: int = 0, **data: object) -> dict:
+    return {"name": "t", "output_dir": str(out), "threads": 1, "log_every": 100, "checkpoint_every": 100,
+            "data": {"synthav_size": "tiny", "drills": drills, **data}, "mask_loss_size": 112,
+            "stages": [{"name": "drill", "steps": 8, "tasks": [DRILL], "train": ["llm"], "lr": 3e-3,
+                        "warmup_steps": 1, "batch_size": 2},
+                       {"name": "mixed", "steps": 2, "tasks": ["music_avqa", DRILL], "train": ["llm", "lora", "connectors"],
+                        "batch_size": 4}]}
+
+
+def test_recipes_export_drills_and_train_on_them_beside_media_records(synthav_tiny: Path, tmp_path: Path) -> None:
+    out = tmp_path / "train.jsonl"
+    counts = export_instructions(synthav_tiny, out, drills=3, drill_seed=0)
+    assert counts[DRILL] == len(list(drill_records(0, 3)))
+    records = read_instructions(out, synthav_tiny)
+    config = parse_config(_recipe(tmp_path / "run", drills=3), tmp_path / "r.yaml")
+    trainer = Trainer(config, records, log=lambda m: None)
+    drill_only = [r for r in trainer.records if r.task == DRILL][:2]
+    trainer.records = drill_only + [r for r in trainer.records if r.task == "music_avqa"][:2]
+    trainer.train(resume=False)
+    log = read_log(tmp_path / "run" / LOG_FILE)
+    drilled = [e["loss"] for e in log if e["stage"] == "drill"]
+    assert len(drilled) == 8 and drilled[-1] < 0.7 * drilled[0]  # the same two drills every step: the loss falls
+    assert [e["stage"] for e in log[8:]] == ["mixed", "mixed"] and all(e["loss"] > 0 for e in log[8:])
+    # a recipe without drills keeps the digest it had before the key existed (old runs still resume)
+    plain = parse_config(_recipe(tmp_path / "run"), tmp_path / "r.yaml")
+    assert config_digest(plain) != config_digest(config)
+    with pytest.raises(DataError, match="drills must be a whole number >= 0, with synthav_size"):
+        parse_config(_recipe(tmp_path / "run", drills=-1), tmp_path / "r.yaml")
+    with pytest.raises(DataError, match="with synthav_size"):
+        parse_config(_recipe(tmp_path / "run", drills=2, synthav_size=None, instructions=str(out),
+                             data_root=str(synthav_tiny)), tmp_path / "r.yaml")
