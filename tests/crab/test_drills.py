@@ -118,3 +118,27 @@ def test_recipes_export_drills_and_train_on_them_beside_media_records(synthav_ti
     with pytest.raises(DataError, match="with synthav_size"):
         parse_config(_recipe(tmp_path / "run", drills=2, synthav_size=None, instructions=str(out),
                              data_root=str(synthav_tiny)), tmp_path / "r.yaml")
+
+
+def test_text_only_records_run_as_their_own_group_with_the_same_loss(synthav_tiny: Path, tiny_checkpoint: Path,
+                                                                       tmp_path: Path) -> None:
+    import torch
+
+    from avbench.adapters.crab.training.trainer import TrainingModule
+
+    out = tmp_path / "train.jsonl"
+    export_instructions(synthav_tiny, out, tasks=["music_avqa", "s4"], captions=False, drills=1)
+    records = read_instructions(out, synthav_tiny)
+    chosen = [next(r for r in records if r.task == "s4"), records[-1], next(r for r in records if r.task == "music_avqa")]
+    model = load_checkpoint(tiny_checkpoint).model
+    builder = ExampleBuilder(load_checkpoint(tiny_checkpoint).tokenizer, model.config, MediaCache(CrabAdapter.media_spec), 112)
+    examples = [builder.example(r) for r in chosen]
+    with torch.no_grad():
+        grouped = TrainingModule(model, 112)(examples)
+        prepared = model.prepare_batch([e.inputs for e in examples])
+        whole = model(prepared, mask_frames=[e.mask_frames for e in examples], mask_targets=[e.mask_targets for e in examples],
+                      semantic=[e.semantic for e in examples], mask_groups=[e.mask_frames for e in examples], mask_size=112)
+    torch.testing.assert_close(grouped.lm_loss, whole.lm_loss, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grouped.mask_loss, whole.mask_loss, rtol=1e-5, atol=1e-6)
+    assert grouped.mask_logits[1] is None and grouped.mask_logits[2] is None
+    torch.testing.assert_close(grouped.mask_logits[0], whole.mask_logits[0], rtol=1e-4, atol=1e-5)

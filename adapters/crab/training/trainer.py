@@ -35,7 +35,8 @@ from avbench.results import source_state
 from ..adapter import CrabAdapter
 from ..checkpoint import build_model, load_checkpoint, save_checkpoint
 from ..config import preset
-from ..model import CrabModel
+from ..model import CrabForwardOutput, CrabModel, PreparedSample
+from ..prompts import IGNORE_INDEX
 from ..tokenizer import build_tiny_tokenizer
 from .data import ExampleBuilder, InstructionRecord, MediaCache, TrainingExample, count_by_task
 from .recipe import StageConfig, TrainConfig, to_dict
@@ -120,11 +121,33 @@ class TrainingModule(nn.Module):
         super().__init__()
         self.model, self.mask_size = model, mask_size
 
-    def forward(self, examples: Sequence[TrainingExample]):
+    def forward(self, examples: Sequence[TrainingExample]) -> CrabForwardOutput:
         prepared = self.model.prepare_batch([e.inputs for e in examples])
-        return self.model(prepared, mask_frames=[e.mask_frames for e in examples],
-                          mask_targets=[e.mask_targets for e in examples], semantic=[e.semantic for e in examples],
-                          mask_groups=[e.mask_frames for e in examples], mask_size=self.mask_size)
+        # A text-only record (a drill) is a fifth of a media record's length: padded into one batch with
+        # them it would cost as much. The two kinds run as separate padded groups, and the LM loss is
+        # recombined as the mean over all answer tokens, which is what one batch would give.
+        groups = [rows for rows in ([i for i, p in enumerate(prepared) if p.media_counts],
+                                    [i for i, p in enumerate(prepared) if not p.media_counts]) if rows]
+        outs = [self.model([prepared[i] for i in rows], mask_frames=[examples[i].mask_frames for i in rows],
+                           mask_targets=[examples[i].mask_targets for i in rows], semantic=[examples[i].semantic for i in rows],
+                           mask_groups=[examples[i].mask_frames for i in rows], mask_size=self.mask_size)
+                for rows in groups]
+        if len(outs) == 1:
+            return outs[0]
+        counts = [sum(supervised_tokens(prepared[i]) for i in rows) for rows in groups]
+        lm_loss = sum(out.lm_loss * n for out, n in zip(outs, counts)) / max(1, sum(counts))
+        masks = [out.mask_loss for out in outs if out.mask_loss is not None]
+        mask_loss = sum(masks) if masks else None
+        mask_logits: list[torch.Tensor | None] = [None] * len(examples)
+        for rows, out in zip(groups, outs):
+            for i, logits in zip(rows, out.mask_logits):
+                mask_logits[i] = logits
+        return CrabForwardOutput(lm_loss if mask_loss is None else lm_loss + mask_loss, lm_loss, mask_loss, None, mask_logits)
+
+
+def supervised_tokens(sample: PreparedSample) -> int:
+    """Labelled positions the LM loss averages over (a sequence's first token is never predicted)."""
+    return int((sample.labels[1:] != IGNORE_INDEX).sum())
 
 
 class EncoderProbe(nn.Module):
