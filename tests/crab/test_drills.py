@@ -142,3 +142,21 @@ def test_text_only_records_run_as_their_own_group_with_the_same_loss(synthav_tin
     torch.testing.assert_close(grouped.mask_loss, whole.mask_loss, rtol=1e-5, atol=1e-6)
     assert grouped.mask_logits[1] is None and grouped.mask_logits[2] is None
     torch.testing.assert_close(grouped.mask_logits[0], whole.mask_logits[0], rtol=1e-4, atol=1e-5)
+
+
+def test_the_drills_recipe_is_crab_tiny_with_a_frozen_encoder_connector_stage_and_drills_mixed_in() -> None:
+    import dataclasses
+
+    from avbench.adapters.crab.training.recipe import load_config
+
+    configs = Path(__file__).parents[2] / "configs"
+    base, drilled = load_config(configs / "crab-tiny.yaml"), load_config(configs / "crab-tiny-drills.yaml")
+    assert drilled.data.drills == 2000 and base.data.drills == 0
+    assert [s.name for s in drilled.stages] == [s.name for s in base.stages]
+    changed = {s.name: {f.name for f in dataclasses.fields(s) if getattr(s, f.name) != getattr(b, f.name)}
+               for s, b in zip(drilled.stages, base.stages)}
+    assert changed == {"encoders": set(), "pretrain": {"steps", "train"}, "instruct": {"tasks", "repeat", "batch_size"},
+                       "segmentation": set()}
+    pretrain, instruct = drilled.stages[1], drilled.stages[2]
+    assert "vision" not in pretrain.train and "audio" not in pretrain.train
+    assert instruct.tasks == base.stages[2].tasks + [DRILL]
