@@ -123,7 +123,7 @@ class TrainingModule(nn.Module):
 
     def forward(self, examples: Sequence[TrainingExample]) -> CrabForwardOutput:
         prepared = self.model.prepare_batch([e.inputs for e in examples])
-        # A text-only record (a drill) is a fifth of a media record's length: padded into one batch with
+        # A text-only record (a drill) is several times shorter than a media record: padded into one batch with
         # them it would cost as much. The two kinds run as separate padded groups, and the LM loss is
         # recombined as the mean over all answer tokens, which is what one batch would give.
         groups = [rows for rows in ([i for i, p in enumerate(prepared) if p.media_counts],
