@@ -117,6 +117,11 @@ def _avqa_evidence(question: dict[str, Any]) -> str:
     return f"Seen from left to right: {seen}. Heard: {heard}."
 
 
+def _avqa_answer(evidence: str, answer: str) -> str:
+    """A MUSIC-AVQA answer: the evidence, then the tagged answer (task records and drills alike)."""
+    return f"{evidence} So the answer is <answer>{answer}</answer>."
+
+
 def text_only(prompt: str) -> str:
     """A task prompt without its media lines ("This is a video:" and the placeholder line after it)."""
     return re.sub(r"This is an? \w+:\n<\w+_start><\w+><\w+_end>\n", "", prompt)
@@ -136,7 +141,7 @@ def drill_records(seed: int, scenes: int, fourth_question: float = 0.5) -> Itera
                             inputs={"question": fill_question(question.template, question.values)})
             yield {"id": f"{DRILL}/{index}/{k}", "task": DRILL, "split": "train", "media": {},
                    "instruction": text_only(task.build_prompt(sample)), "given": evidence,
-                   "answer": f"{evidence} So the answer is <answer>{question.answer}</answer>."}
+                   "answer": _avqa_answer(evidence, question.answer)}
 
 
 def task_records(task_name: str, root: Path, split: str, truth: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -163,7 +168,7 @@ def task_records(task_name: str, root: Path, split: str, truth: dict[str, Any]) 
         elif task_name == "music_avqa":
             question = truth["music_avqa"]["questions"][sample.id]
             yield _record(task_name, sample, root, prompt,
-                          f"{_avqa_evidence(question)} So the answer is <answer>{question['answer']}</answer>.")
+                          _avqa_answer(_avqa_evidence(question), question["answer"]))
         elif task_name == "arig":
             # the coarse position first: a four-way choice the box's numbers then only refine
             box = sample.target["box"]
