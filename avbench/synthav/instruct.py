@@ -23,10 +23,10 @@ description of what is seen and heard over time in a clip, `caption_second` reco
 what is seen, where, and heard in second k of a clip (its frame k and audio [k, k + 1) s), and carry
 the same facts as `"labels": {"seen": [...], "heard": [...]}` for the encoders' pre-training objective.
 
-`music_avqa_drill` records (`drill_records`, opt-in) are text only (`"media": {}`): a MUSIC-AVQA question of a
-freshly sampled scene (no clip of any split), its true evidence as `"given"` (teacher-forced, not supervised)
-and the answer. They teach the LLM to answer from evidence it reads, which a small LLM trained from scratch
-does not learn from the task's few hundred clips (docs/training.md).
+`music_avqa_drill` and `ave_drill` records (`drill_records`, `ave_drill_records`, opt-in) are text only
+(`"media": {}`): the task's question about a freshly sampled scene (no clip of any split), its true evidence as
+`"given"` (teacher-forced, not supervised) and the answer. They teach the LLM to answer from evidence it reads,
+which a small LLM trained from scratch does not learn from the task's few hundred clips (docs/training.md).
 """
 
 from __future__ import annotations
@@ -44,14 +44,15 @@ from avbench.tasks.avsbench import BinarySegmentationTask
 from avbench.tasks.music_avqa import fill_question
 from avbench.types import Sample
 
-from . import MANIFEST, common, music_avqa
-from .scene import runs
+from . import MANIFEST, ave, common, music_avqa
+from .scene import runs, segment_truth
 
 #: Tasks exported, in this order; `caption` describes a whole clip, `caption_second` one second of it.
 TASKS: tuple[str, ...] = ("ave", "avvp", "music_avqa", "arig", "s4", "ms3", "avss", "ref_avs")
 CAPTION = "caption"
 CAPTION_SECOND = "caption_second"
 DRILL = "music_avqa_drill"
+AVE_DRILL = "ave_drill"
 #: A class's look and sound depend on its index in its data set's vocabulary, so a description names
 #: the data set whose class names it uses (a task prompt implies it).
 DATASET_NAMES = {"ave": "AVE", "avvp": "LLP", "music_avqa": "MUSIC-AVQA", "avsbench": "AVSBench", "ref_avs": "Ref-AVS"}
@@ -144,6 +145,23 @@ def drill_records(seed: int, scenes: int, fourth_question: float = 0.5) -> Itera
                    "answer": _avqa_answer(evidence, question.answer)}
 
 
+def _ave_answer(evidence: str, event: str, start: int, end: int) -> str:
+    """An AVE answer: the evidence, then the tagged event (task records and drills alike)."""
+    return f"{evidence} Both seen and heard: <event>{event}</event> <range>{start},{end}</range>."
+
+
+def ave_drill_records(seed: int, scenes: int) -> Iterator[dict[str, Any]]:
+    """Text-only AVE records of `scenes` scenes sampled as the data set's clips are, from their own streams
+    (seed, "ave_drill", k): the task's prompt without its media lines, the scene's true evidence as `given`
+    and the answer after it (the event and range where the seen and heard spans of one class overlap)."""
+    instruction = text_only(get_task("ave").build_prompt(Sample(id="drill", task="ave", split="train", media={})))
+    for index in range(scenes):
+        label, start, end, objects = ave.sample_video(common.rng_for(seed, AVE_DRILL, index))
+        evidence = describe_segments(segment_truth(objects, ave.SEGMENTS))
+        yield {"id": f"{AVE_DRILL}/{index}", "task": AVE_DRILL, "split": "train", "media": {},
+               "instruction": instruction, "given": evidence, "answer": _ave_answer(evidence, label, start, end)}
+
+
 def task_records(task_name: str, root: Path, split: str, truth: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The instruction records of one task's split, in the task's sample order."""
     task = get_task(task_name)
@@ -153,8 +171,7 @@ def task_records(task_name: str, root: Path, split: str, truth: dict[str, Any]) 
         if task_name == "ave":
             evidence = describe_segments(truth["ave"]["videos"][sample.id]["segments"])
             t = sample.target
-            yield _record(task_name, sample, root, prompt,
-                          f"{evidence} Both seen and heard: <event>{t['event']}</event> <range>{t['start']},{t['end']}</range>.")
+            yield _record(task_name, sample, root, prompt, _ave_answer(evidence, t["event"], t["start"], t["end"]))
         elif task_name == "avvp":
             events = truth["avvp"]["videos"][sample.id]["events"]
             tags = []
@@ -267,9 +284,9 @@ def caption_records(root: Path, split: str, truth: dict[str, Any]) -> Iterator[d
 
 
 def export_instructions(root: Path, out: Path, split: str = "train", tasks: Sequence[str] = TASKS,
-                        captions: bool = True, drills: int = 0, drill_seed: int = 0) -> dict[str, int]:
-    """Write the instruction records of `split` to `out` (JSONL), then those of `drills` drill scenes;
-    returns the count per task."""
+                        captions: bool = True, drills: int = 0, drill_seed: int = 0, ave_drills: int = 0) -> dict[str, int]:
+    """Write the instruction records of `split` to `out` (JSONL), then those of `drills` MUSIC-AVQA and
+    `ave_drills` AVE drill scenes; returns the count per task."""
     root = Path(root)
     truth = read_json(root / MANIFEST)
     counts: dict[str, int] = {}
@@ -278,6 +295,8 @@ def export_instructions(root: Path, out: Path, split: str = "train", tasks: Sequ
         streams.insert(0, caption_records(root, split, truth))
     if drills:
         streams.append(drill_records(drill_seed, drills))
+    if ave_drills:
+        streams.append(ave_drill_records(drill_seed, ave_drills))
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8", newline="\n") as handle:
         for records in streams:

@@ -1,9 +1,10 @@
-"""Text-only MUSIC-AVQA drills: the records (fresh scenes, true evidence given, the answer), their tokens
+"""Text-only MUSIC-AVQA and AVE drills: the records (fresh scenes, true evidence given, the answer), their tokens
 (supervised only after the given evidence), and training on them next to media records."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from avbench.adapters.crab.adapter import CrabAdapter
 from avbench.adapters.crab.checkpoint import load_checkpoint
 from avbench.errors import DataError
 from avbench.registry import get_task
-from avbench.synthav.instruct import DRILL, drill_records, export_instructions
+from avbench.synthav.instruct import AVE_DRILL, DRILL, ave_drill_records, drill_records, export_instructions
 from avbench.types import ModelOutput, Sample
 
 HEARD_COUNT = "How many musical instruments were heard throughout the video?"
@@ -50,6 +51,35 @@ def test_a_drill_is_a_question_its_true_evidence_and_the_answer(drills: list[dic
     # its own streams: another seed gives other scenes, the same seed the same ones
     assert [d["given"] for d in drill_records(seed=1, scenes=5)] != [d["given"] for d in drills[:len(list(drill_records(1, 5)))]]
     assert list(drill_records(seed=0, scenes=60)) == drills
+
+
+def _spans(text: str) -> dict[str, set[int]]:
+    """"Bark 0-4, 6-7; Cat 2-3." -> {"Bark": {0, 1, 2, 3, 6}, "Cat": {2}} (a class name may hold a comma)."""
+    out: dict[str, set[int]] = {}
+    for part in text.rstrip(".").split("; "):
+        if part == "nothing":
+            continue
+        name, spans = re.match(r"(.+?) (\d+-\d+(?:, \d+-\d+)*)$", part).groups()
+        out[name] = {s for span in spans.split(", ") for s in range(*map(int, span.split("-")))}
+    return out
+
+
+def test_an_ave_drill_answers_with_the_overlap_of_its_given_seen_and_heard_spans() -> None:
+    task = get_task("ave")
+    records = list(ave_drill_records(seed=0, scenes=80))
+    assert [r["id"] for r in records] == [f"{AVE_DRILL}/{k}" for k in range(80)]
+    for record in records:
+        assert record["task"] == AVE_DRILL and record["media"] == {} and "<video" not in record["instruction"]
+        assert record["answer"].startswith(record["given"] + " Both seen and heard: ")
+        seen, heard = (_spans(part) for part in record["given"][len("Seen: "):].split(" Heard: "))
+        both = {name: sorted(seen[name] & heard.get(name, set())) for name in seen}
+        [(event, seconds)] = [(name, s) for name, s in both.items() if s]  # one class, one unbroken run
+        assert seconds == list(range(seconds[0], seconds[-1] + 1))
+        sample = Sample(id="v", task="ave", split="train", media={}, target={"event": event, "start": seconds[0],
+                                                                             "end": seconds[-1] + 1})
+        assert task.parse(ModelOutput(record["answer"]), sample) == sample.target
+    assert list(ave_drill_records(seed=0, scenes=80)) == records
+    assert [r["given"] for r in ave_drill_records(seed=1, scenes=5)] != [r["given"] for r in records[:5]]
 
 
 def _answer(record: dict) -> str:
@@ -115,6 +145,10 @@ def test_recipes_export_drills_and_train_on_them_beside_media_records(synthav_ti
     assert config_digest(plain) != config_digest(config)
     with pytest.raises(DataError, match="drills must be a whole number >= 0, with synthav_size"):
         parse_config(_recipe(tmp_path / "run", drills=-1), tmp_path / "r.yaml")
+    with pytest.raises(DataError, match="ave_drills must be a whole number >= 0, with synthav_size"):
+        parse_config(_recipe(tmp_path / "run", drills=3, ave_drills=True), tmp_path / "r.yaml")
+    assert config_digest(parse_config(_recipe(tmp_path / "run", drills=3, ave_drills=0), tmp_path / "r.yaml")) == config_digest(config)
+    assert config_digest(parse_config(_recipe(tmp_path / "run", drills=3, ave_drills=1), tmp_path / "r.yaml")) != config_digest(config)
     with pytest.raises(DataError, match="with synthav_size"):
         parse_config(_recipe(tmp_path / "run", drills=2, synthav_size=None, instructions=str(out),
                              data_root=str(synthav_tiny)), tmp_path / "r.yaml")
@@ -124,12 +158,13 @@ def test_text_only_records_run_as_their_own_group_with_the_same_loss(synthav_tin
                                                                        tmp_path: Path) -> None:
     import torch
 
-    from avbench.adapters.crab.training.trainer import TrainingModule
+    from avbench.adapters.crab.training.trainer import TEXT_GROUP_TOKENS, TrainingModule
 
     out = tmp_path / "train.jsonl"
-    export_instructions(synthav_tiny, out, tasks=["music_avqa", "s4"], captions=False, drills=1)
+    export_instructions(synthav_tiny, out, tasks=["music_avqa", "s4"], captions=False, drills=1, ave_drills=1)
     records = read_instructions(out, synthav_tiny)
-    chosen = [next(r for r in records if r.task == "s4"), records[-1], next(r for r in records if r.task == "music_avqa")]
+    chosen = [next(r for r in records if r.task == "s4"), next(r for r in records if r.task == DRILL),
+              next(r for r in records if r.task == "music_avqa"), next(r for r in records if r.task == AVE_DRILL)]
     model = load_checkpoint(tiny_checkpoint).model
     builder = ExampleBuilder(load_checkpoint(tiny_checkpoint).tokenizer, model.config, MediaCache(CrabAdapter.media_spec), 112)
     examples = [builder.example(r) for r in chosen]
@@ -138,9 +173,12 @@ def test_text_only_records_run_as_their_own_group_with_the_same_loss(synthav_tin
         prepared = model.prepare_batch([e.inputs for e in examples])
         whole = model(prepared, mask_frames=[e.mask_frames for e in examples], mask_targets=[e.mask_targets for e in examples],
                       semantic=[e.semantic for e in examples], mask_groups=[e.mask_frames for e in examples], mask_size=112)
+    # the two drills differ in length enough to run as two text-only groups
+    bins = {len(p.embeds) // TEXT_GROUP_TOKENS for p, r in zip(prepared, chosen) if r.task in (DRILL, AVE_DRILL)}
+    assert len(bins) == 2
     torch.testing.assert_close(grouped.lm_loss, whole.lm_loss, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(grouped.mask_loss, whole.mask_loss, rtol=1e-5, atol=1e-6)
-    assert grouped.mask_logits[1] is None and grouped.mask_logits[2] is None
+    assert grouped.mask_logits[1] is None and grouped.mask_logits[2] is None and grouped.mask_logits[3] is None
     torch.testing.assert_close(grouped.mask_logits[0], whole.mask_logits[0], rtol=1e-4, atol=1e-5)
 
 

@@ -70,6 +70,8 @@ class DataConfig:
     synthav_seed: int = 0
     #: With synthav_size: also export this many text-only MUSIC-AVQA drill scenes (task `music_avqa_drill`).
     drills: int = 0
+    #: With synthav_size: also export this many text-only AVE drill scenes (task `ave_drill`).
+    ave_drills: int = 0
     #: Or an instruction JSONL (docs/training.md) and the data root its paths are relative to.
     instructions: str | None = None
     data_root: str | None = None
@@ -164,8 +166,10 @@ def validate(config: TrainConfig, path: Path) -> None:
     d = config.data
     if (d.instructions is None) == (d.synthav_size is None):
         raise DataError("data: give either synthav_size (generated SynthAV) or instructions + data_root", path)
-    if not isinstance(d.drills, int) or isinstance(d.drills, bool) or d.drills < 0 or (d.drills and d.synthav_size is None):
-        raise DataError(f"data: drills must be a whole number >= 0, with synthav_size; got {d.drills!r}", path)
+    for key in ("drills", "ave_drills"):
+        n = getattr(d, key)
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0 or (n and d.synthav_size is None):
+            raise DataError(f"data: {key} must be a whole number >= 0, with synthav_size; got {n!r}", path)
     if d.instructions is not None and d.data_root is None:
         raise DataError("data: instructions needs data_root (the folder its media paths are relative to)", path)
     if config.checkpoint_every < 1 or config.log_every < 1:

@@ -114,6 +114,10 @@ def lr_factor(step: int, stage: StageConfig) -> float:
 
 
 # ---- the module a (distributed) wrapper sees ------------------------------------------------------------
+#: Text-only records whose lengths fall in the same bin of this many tokens share a padded group.
+TEXT_GROUP_TOKENS = 64
+
+
 class TrainingModule(nn.Module):
     """Media encoding and the LLM in one forward, so DDP / DeepSpeed see every parameter used."""
 
@@ -124,10 +128,15 @@ class TrainingModule(nn.Module):
     def forward(self, examples: Sequence[TrainingExample]) -> CrabForwardOutput:
         prepared = self.model.prepare_batch([e.inputs for e in examples])
         # A text-only record (a drill) is several times shorter than a media record: padded into one batch with
-        # them it would cost as much. The two kinds run as separate padded groups, and the LM loss is
-        # recombined as the mean over all answer tokens, which is what one batch would give.
-        groups = [rows for rows in ([i for i, p in enumerate(prepared) if p.media_counts],
-                                    [i for i, p in enumerate(prepared) if not p.media_counts]) if rows]
+        # them it would cost as much. Media records run as one padded group, text-only ones in groups of
+        # similar length (an AVE drill is about twice a MUSIC-AVQA drill), and the LM loss is recombined as
+        # the mean over all answer tokens, which is what one batch would give.
+        text_groups: dict[int, list[int]] = {}
+        for i, p in enumerate(prepared):
+            if not p.media_counts:
+                text_groups.setdefault(len(p.embeds) // TEXT_GROUP_TOKENS, []).append(i)
+        groups = [rows for rows in [[i for i, p in enumerate(prepared) if p.media_counts]]
+                  + [text_groups[k] for k in sorted(text_groups)] if rows]
         outs = [self.model([prepared[i] for i in rows], mask_frames=[examples[i].mask_frames for i in rows],
                            mask_targets=[examples[i].mask_targets for i in rows], semantic=[examples[i].semantic for i in rows],
                            mask_groups=[examples[i].mask_frames for i in rows], mask_size=self.mask_size)
@@ -231,8 +240,9 @@ def config_digest(config: TrainConfig) -> str:
         data.pop(key, None)
     if not data.get("seg"):
         data.pop("seg", None)  # so that runs written before the key existed still resume
-    if not data["data"].get("drills"):
-        data["data"].pop("drills", None)
+    for key in ("drills", "ave_drills"):
+        if not data["data"].get(key):
+            data["data"].pop(key, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
