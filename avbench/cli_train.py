@@ -17,7 +17,7 @@ INSTRUCTIONS_FILE = "instructions.jsonl"
 
 
 def _synthav_instructions(size: str, seed: int, split: str, out: Path, drills: int = 0,
-                          ave_drills: int = 0) -> tuple[Path, dict[str, int]]:
+                          ave_drills: int = 0, evidence: str = "spans") -> tuple[Path, dict[str, int]]:
     from .synthav import SIZES, ensure_synthav
     from .synthav.instruct import export_instructions
 
@@ -25,7 +25,8 @@ def _synthav_instructions(size: str, seed: int, split: str, out: Path, drills: i
         raise AVBenchError(f"unknown SynthAV size {size!r}; sizes: {', '.join(SIZES)}")
     with err_console.status("checking the SynthAV cache") as status:
         root = ensure_synthav(seed=seed, size=size, progress=status.update)
-    return root, export_instructions(root, out, split=split, drills=drills, drill_seed=seed, ave_drills=ave_drills)
+    return root, export_instructions(root, out, split=split, drills=drills, drill_seed=seed, ave_drills=ave_drills,
+                                     evidence=evidence)
 
 
 def instructions_command(
@@ -36,11 +37,13 @@ def instructions_command(
     drills: int = typer.Option(0, min=0, help="Also export text-only MUSIC-AVQA drills of this many freshly sampled "
                                "scenes (question, true evidence given, answer; docs/training.md)."),
     ave_drills: int = typer.Option(0, min=0, help="Also export text-only AVE drills of this many freshly sampled scenes."),
+    evidence: str = typer.Option("spans", help="How AVE answers and whole-clip captions write what is seen and heard "
+                                 "when: spans (per class, e.g. 'Bark 0-4') or seconds (a line per second)."),
 ) -> None:
     """Export a SynthAV split as AV-UIE-style instruction data: media paths, the task's prompt, and an answer
     that states what is seen and heard before the tagged result (plus one description record per clip)."""
     try:
-        root, counts = _synthav_instructions(synthav_size, synthav_seed, split, out, drills, ave_drills)
+        root, counts = _synthav_instructions(synthav_size, synthav_seed, split, out, drills, ave_drills, evidence)
     except AVBenchError as exc:
         fail(str(exc))
     console.print(f"{sum(counts.values())} records ({', '.join(f'{k} {v}' for k, v in counts.items())}) in {out}; "
@@ -68,7 +71,7 @@ def train_command(
         if data.synthav_size is not None:
             out.mkdir(parents=True, exist_ok=True)
             root, _ = _synthav_instructions(data.synthav_size, data.synthav_seed, data.split, out / INSTRUCTIONS_FILE,
-                                            data.drills, data.ave_drills)
+                                            data.drills, data.ave_drills, data.evidence)
             records = read_instructions(out / INSTRUCTIONS_FILE, root)
         else:
             records = read_instructions(data.instructions, data.data_root)

@@ -56,12 +56,16 @@ AVE_DRILL = "ave_drill"
 #: A class's look and sound depend on its index in its data set's vocabulary, so a description names
 #: the data set whose class names it uses (a task prompt implies it).
 DATASET_NAMES = {"ave": "AVE", "avvp": "LLP", "music_avqa": "MUSIC-AVQA", "avsbench": "AVSBench", "ref_avs": "Ref-AVS"}
-CAPTION_INSTRUCTION = (
+CAPTION_INSTRUCTIONS = {"spans": (
     "This is a video:\n<video_start><video><video_end>\n"
     "This is an audio:\n<audio_start><audio><audio_end>\n"
     "Describe what can be seen and what can be heard in the video, and when (whole seconds, end exclusive), "
     "with the {dataset} class names."
-)
+), "seconds": (
+    "This is a video:\n<video_start><video><video_end>\n"
+    "This is an audio:\n<audio_start><audio><audio_end>\n"
+    "Describe, second by second, what can be seen and what can be heard in the video, with the {dataset} class names."
+)}
 SECOND_INSTRUCTION = (
     "This is an image:\n<image_start><image><image_end>\n"
     "This is an audio:\n<audio_start><audio><audio_end>\n"
@@ -84,6 +88,18 @@ def describe_segments(segments: list[dict[str, Any]]) -> str:
         body = "; ".join(f"{name} {_spans([name in names for names in present])}" for name in sorted(set().union(*present)))
         parts.append(f"{label}: {body or 'nothing'}.")
     return " ".join(parts)
+
+
+def describe_seconds(segments: list[dict[str, Any]]) -> str:
+    """"Second 0: seen Bark; heard nothing. Second 1: seen Bark, Cat; heard Bark. ..." from per-segment truth:
+    one line per second, so that the k-th line can read the k-th second's media tokens, where a span list
+    asks the LLM to find each class's boundaries across all of them."""
+    return " ".join(f"Second {k}: seen {', '.join(sorted({v['class'] for v in s['visible']})) or 'nothing'}; "
+                    f"heard {', '.join(sorted(set(s['audible']))) or 'nothing'}." for k, s in enumerate(segments))
+
+
+#: How clip-level evidence (AVE answers, whole-clip captions) is written: a span list per class, or a line per second.
+EVIDENCE_STYLES = {"spans": describe_segments, "seconds": describe_seconds}
 
 
 def _relative(path: str, root: Path) -> str:
@@ -150,28 +166,29 @@ def _ave_answer(evidence: str, event: str, start: int, end: int) -> str:
     return f"{evidence} Both seen and heard: <event>{event}</event> <range>{start},{end}</range>."
 
 
-def ave_drill_records(seed: int, scenes: int) -> Iterator[dict[str, Any]]:
+def ave_drill_records(seed: int, scenes: int, evidence: str = "spans") -> Iterator[dict[str, Any]]:
     """Text-only AVE records of `scenes` scenes sampled as the data set's clips are, from their own streams
     (seed, "ave_drill", k): the task's prompt without its media lines, the scene's true evidence as `given`
     and the answer after it (the event and range where the seen and heard spans of one class overlap)."""
     instruction = text_only(get_task("ave").build_prompt(Sample(id="drill", task="ave", split="train", media={})))
     for index in range(scenes):
         label, start, end, objects = ave.sample_video(common.rng_for(seed, AVE_DRILL, index))
-        evidence = describe_segments(segment_truth(objects, ave.SEGMENTS))
+        given = EVIDENCE_STYLES[evidence](segment_truth(objects, ave.SEGMENTS))
         yield {"id": f"{AVE_DRILL}/{index}", "task": AVE_DRILL, "split": "train", "media": {},
-               "instruction": instruction, "given": evidence, "answer": _ave_answer(evidence, label, start, end)}
+               "instruction": instruction, "given": given, "answer": _ave_answer(given, label, start, end)}
 
 
-def task_records(task_name: str, root: Path, split: str, truth: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """The instruction records of one task's split, in the task's sample order."""
+def task_records(task_name: str, root: Path, split: str, truth: dict[str, Any],
+                 evidence: str = "spans") -> Iterator[dict[str, Any]]:
+    """The instruction records of one task's split, in the task's sample order (`evidence`: how AVE's is written)."""
     task = get_task(task_name)
     mask_text = BinarySegmentationTask.mask_text
     for sample in load_samples(task, root, split):
         prompt = task.build_prompt(sample)
         if task_name == "ave":
-            evidence = describe_segments(truth["ave"]["videos"][sample.id]["segments"])
             t = sample.target
-            yield _record(task_name, sample, root, prompt, _ave_answer(evidence, t["event"], t["start"], t["end"]))
+            yield _record(task_name, sample, root, prompt, _ave_answer(
+                EVIDENCE_STYLES[evidence](truth["ave"]["videos"][sample.id]["segments"]), t["event"], t["start"], t["end"]))
         elif task_name == "avvp":
             events = truth["avvp"]["videos"][sample.id]["events"]
             tags = []
@@ -262,7 +279,7 @@ def _clip_seconds(truth: dict[str, Any], split: str) -> Iterator[tuple[str, str,
             yield "ref_avs", vid, media, [(s["visible"], s["audible"]) for s in clip["segments"]], 224, 2
 
 
-def caption_records(root: Path, split: str, truth: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def caption_records(root: Path, split: str, truth: dict[str, Any], evidence: str = "spans") -> Iterator[dict[str, Any]]:
     """Connector pre-training data: one description per clip of AVE, AVVP and MUSIC-AVQA (what is seen and
     heard, when), and one per second of every clip (what is seen, where, and heard in that second;
     `"second": k` selects frame k and audio [k, k + 1) s of the clip's media)."""
@@ -271,7 +288,8 @@ def caption_records(root: Path, split: str, truth: dict[str, Any]) -> Iterator[d
         if dataset in ("ave", "avvp", "music_avqa"):
             segments = [{"visible": v, "audible": a} for v, a in seconds]
             yield {"id": f"{CAPTION}/{dataset}/{vid}", "task": CAPTION, "split": split, "media": media,
-                   "instruction": CAPTION_INSTRUCTION.format(dataset=DATASET_NAMES[dataset]), "answer": describe_segments(segments)}
+                   "instruction": CAPTION_INSTRUCTIONS[evidence].format(dataset=DATASET_NAMES[dataset]),
+                   "answer": EVIDENCE_STYLES[evidence](segments)}
     for dataset, vid, media, seconds, side, columns in clips:
         for k, (visible, audible) in enumerate(seconds):
             name = DATASET_NAMES[dataset]
@@ -284,19 +302,23 @@ def caption_records(root: Path, split: str, truth: dict[str, Any]) -> Iterator[d
 
 
 def export_instructions(root: Path, out: Path, split: str = "train", tasks: Sequence[str] = TASKS,
-                        captions: bool = True, drills: int = 0, drill_seed: int = 0, ave_drills: int = 0) -> dict[str, int]:
+                        captions: bool = True, drills: int = 0, drill_seed: int = 0, ave_drills: int = 0,
+                        evidence: str = "spans") -> dict[str, int]:
     """Write the instruction records of `split` to `out` (JSONL), then those of `drills` MUSIC-AVQA and
-    `ave_drills` AVE drill scenes; returns the count per task."""
+    `ave_drills` AVE drill scenes; returns the count per task. `evidence` ("spans" or "seconds", EVIDENCE_STYLES)
+    is how AVE answers and whole-clip captions write what is seen and heard when."""
+    if evidence not in EVIDENCE_STYLES:
+        raise ValueError(f"evidence must be one of {sorted(EVIDENCE_STYLES)}, got {evidence!r}")
     root = Path(root)
     truth = read_json(root / MANIFEST)
     counts: dict[str, int] = {}
-    streams = [task_records(name, root, split, truth) for name in tasks]
+    streams = [task_records(name, root, split, truth, evidence) for name in tasks]
     if captions:
-        streams.insert(0, caption_records(root, split, truth))
+        streams.insert(0, caption_records(root, split, truth, evidence))
     if drills:
         streams.append(drill_records(drill_seed, drills))
     if ave_drills:
-        streams.append(ave_drill_records(drill_seed, ave_drills))
+        streams.append(ave_drill_records(drill_seed, ave_drills, evidence))
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8", newline="\n") as handle:
         for records in streams:

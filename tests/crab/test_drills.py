@@ -198,3 +198,36 @@ def test_the_drills_recipe_is_crab_tiny_with_a_frozen_encoder_connector_stage_an
     pretrain, instruct = drilled.stages[1], drilled.stages[2]
     assert "vision" not in pretrain.train and "audio" not in pretrain.train
     assert instruct.tasks == base.stages[2].tasks + [DRILL]
+
+
+def test_evidence_written_per_second_gives_one_line_a_second_and_the_same_answers(synthav_tiny: Path, tmp_path: Path) -> None:
+    from avbench.synthav.instruct import describe_seconds
+
+    segments = [{"visible": [{"class": "Cat"}, {"class": "Bark"}], "audible": ["Bark"]}, {"visible": [], "audible": []}]
+    assert describe_seconds(segments) == "Second 0: seen Bark, Cat; heard Bark. Second 1: seen nothing; heard nothing."
+    for record in ave_drill_records(seed=0, scenes=40, evidence="seconds"):
+        lines = re.findall(r"Second (\d): seen (.*?); heard (.*?)\.", record["given"])
+        assert [int(k) for k, _, _ in lines] == list(range(10))
+        # a class name may hold ", " ("Violin, fiddle"): its parts are seen and heard together or not at all
+        both = sorted({int(k) for k, seen, heard in lines for name in seen.split(", ") if name != "nothing" and name in heard.split(", ")})
+        event = record["answer"].split("<event>")[1].split("</event>")[0]
+        start, end = map(int, record["answer"].split("<range>")[1].split("</range>")[0].split(","))
+        assert both == list(range(start, end)) and event in lines[start][1]
+    spans, seconds = tmp_path / "spans.jsonl", tmp_path / "seconds.jsonl"
+    export_instructions(synthav_tiny, spans, tasks=["ave", "music_avqa"])
+    export_instructions(synthav_tiny, seconds, tasks=["ave", "music_avqa"], evidence="seconds")
+    a, b = ([json.loads(line) for line in path.read_text().splitlines()] for path in (spans, seconds))
+    assert [r["id"] for r in a] == [r["id"] for r in b]
+    for old, new in zip(a, b):
+        if old["task"] in ("ave", "caption"):  # the evidence changes form, the tags do not
+            assert new["answer"].startswith("Second 0: seen ") and old["answer"].startswith("Seen: ")
+            assert new["answer"].split("Both seen and heard")[1:] == old["answer"].split("Both seen and heard")[1:]
+        else:
+            assert new == old
+    with pytest.raises(ValueError, match="evidence must be one of"):
+        export_instructions(synthav_tiny, tmp_path / "x.jsonl", evidence="words")
+    config = parse_config(_recipe(tmp_path / "run", drills=3), tmp_path / "r.yaml")
+    assert config_digest(parse_config(_recipe(tmp_path / "run", drills=3, evidence="spans"), tmp_path / "r.yaml")) == config_digest(config)
+    assert config_digest(parse_config(_recipe(tmp_path / "run", drills=3, evidence="seconds"), tmp_path / "r.yaml")) != config_digest(config)
+    with pytest.raises(DataError, match="evidence must be spans or seconds"):
+        parse_config(_recipe(tmp_path / "run", evidence="words"), tmp_path / "r.yaml")

@@ -72,6 +72,9 @@ class DataConfig:
     drills: int = 0
     #: With synthav_size: also export this many text-only AVE drill scenes (task `ave_drill`).
     ave_drills: int = 0
+    #: With synthav_size: how AVE answers and whole-clip captions write the evidence, "spans" (per class) or
+    #: "seconds" (a line per second).
+    evidence: str = "spans"
     #: Or an instruction JSONL (docs/training.md) and the data root its paths are relative to.
     instructions: str | None = None
     data_root: str | None = None
@@ -170,6 +173,8 @@ def validate(config: TrainConfig, path: Path) -> None:
         n = getattr(d, key)
         if not isinstance(n, int) or isinstance(n, bool) or n < 0 or (n and d.synthav_size is None):
             raise DataError(f"data: {key} must be a whole number >= 0, with synthav_size; got {n!r}", path)
+    if d.evidence not in ("spans", "seconds"):
+        raise DataError(f"data: evidence must be spans or seconds, got {d.evidence!r}", path)
     if d.instructions is not None and d.data_root is None:
         raise DataError("data: instructions needs data_root (the folder its media paths are relative to)", path)
     if config.checkpoint_every < 1 or config.log_every < 1:

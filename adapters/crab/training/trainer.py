@@ -243,6 +243,8 @@ def config_digest(config: TrainConfig) -> str:
     for key in ("drills", "ave_drills"):
         if not data["data"].get(key):
             data["data"].pop(key, None)
+    if data["data"].get("evidence") == "spans":
+        data["data"].pop("evidence")
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
