@@ -231,3 +231,19 @@ def test_evidence_written_per_second_gives_one_line_a_second_and_the_same_answer
     assert config_digest(parse_config(_recipe(tmp_path / "run", drills=3, evidence="seconds"), tmp_path / "r.yaml")) != config_digest(config)
     with pytest.raises(DataError, match="evidence must be spans or seconds"):
         parse_config(_recipe(tmp_path / "run", evidence="words"), tmp_path / "r.yaml")
+
+
+def test_the_seconds_recipe_is_the_drills_recipe_with_ave_drills_and_evidence_per_second() -> None:
+    import dataclasses
+
+    from avbench.adapters.crab.training.recipe import load_config
+
+    configs = Path(__file__).parents[2] / "configs"
+    drilled, seconds = load_config(configs / "crab-tiny-drills.yaml"), load_config(configs / "crab-tiny-seconds.yaml")
+    assert (seconds.data.drills, seconds.data.ave_drills, seconds.data.evidence) == (2000, 2000, "seconds")
+    assert (drilled.data.ave_drills, drilled.data.evidence) == (0, "spans")
+    changed = {s.name: {f.name for f in dataclasses.fields(s) if getattr(s, f.name) != getattr(b, f.name)}
+               for s, b in zip(seconds.stages, drilled.stages)}
+    assert changed == {"encoders": set(), "pretrain": set(), "instruct": {"tasks", "repeat", "batch_size"}, "segmentation": set()}
+    instruct = seconds.stages[2]
+    assert instruct.tasks == drilled.stages[2].tasks + [AVE_DRILL] and instruct.repeat == {**drilled.stages[2].repeat, AVE_DRILL: 2}
