@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -15,7 +14,7 @@ from avbench.cli import app
 from avbench.runner import RunConfig, run
 
 
-def _llm_inputs(adapter: CrabAdapter, root: Path, out: Path, monkeypatch: pytest.MonkeyPatch, ablate: str | None):
+def _llm_inputs(adapter: CrabAdapter, root: Path, out: Path, ablate: str | None):
     """The spliced LLM inputs (`PreparedSample`s) crab builds for the first two AVE test samples in a real run."""
     model = adapter.loaded.model
     captured = []
@@ -26,20 +25,24 @@ def _llm_inputs(adapter: CrabAdapter, root: Path, out: Path, monkeypatch: pytest
         captured.extend(prepared)
         return prepared
 
-    with monkeypatch.context() as patch:  # an instance attribute over the class's method, removed on exit
-        patch.setattr(model, "prepare_batch", spy)
+    # an instance attribute over the class's method, deleted on exit (pytest 9's monkeypatch restores it as
+    # an instance attribute holding the bound method, which would outlive the test on the shared model)
+    model.prepare_batch = spy
+    try:
         run(adapter, RunConfig(model="crab", tasks=["ave"], output_dir=out, data_root=root, limit=2, batch_size=2,
                                bootstrap=None, ablate=ablate))
+    finally:
+        del model.prepare_batch
     assert "prepare_batch" not in vars(model)
     return captured
 
 
-def test_ablation_changes_only_the_ablated_modality_tokens_and_the_logits(tiny_crab, synthav_tiny: Path, tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ablation_changes_only_the_ablated_modality_tokens_and_the_logits(tiny_crab, synthav_tiny: Path,
+                                                                          tmp_path: Path) -> None:
     adapter = CrabAdapter.from_loaded(tiny_crab, max_new_tokens=1)
-    normal = _llm_inputs(adapter, synthav_tiny, tmp_path / "normal", monkeypatch, None)
-    silenced = _llm_inputs(adapter, synthav_tiny, tmp_path / "no-audio", monkeypatch, "audio")
-    blanked = _llm_inputs(adapter, synthav_tiny, tmp_path / "no-video", monkeypatch, "video")
+    normal = _llm_inputs(adapter, synthav_tiny, tmp_path / "normal", None)
+    silenced = _llm_inputs(adapter, synthav_tiny, tmp_path / "no-audio", "audio")
+    blanked = _llm_inputs(adapter, synthav_tiny, tmp_path / "no-video", "video")
     assert len(normal) == len(silenced) == len(blanked) == 2
     for plain, no_audio, no_video in zip(normal, silenced, blanked):
         counts = plain.media_counts
