@@ -56,16 +56,13 @@ AVE_DRILL = "ave_drill"
 #: A class's look and sound depend on its index in its data set's vocabulary, so a description names
 #: the data set whose class names it uses (a task prompt implies it).
 DATASET_NAMES = {"ave": "AVE", "avvp": "LLP", "music_avqa": "MUSIC-AVQA", "avsbench": "AVSBench", "ref_avs": "Ref-AVS"}
-CAPTION_INSTRUCTIONS = {"spans": (
-    "This is a video:\n<video_start><video><video_end>\n"
-    "This is an audio:\n<audio_start><audio><audio_end>\n"
-    "Describe what can be seen and what can be heard in the video, and when (whole seconds, end exclusive), "
-    "with the {dataset} class names."
-), "seconds": (
-    "This is a video:\n<video_start><video><video_end>\n"
-    "This is an audio:\n<audio_start><audio><audio_end>\n"
-    "Describe, second by second, what can be seen and what can be heard in the video, with the {dataset} class names."
-)}
+_CLIP_MEDIA = "This is a video:\n<video_start><video><video_end>\nThis is an audio:\n<audio_start><audio><audio_end>\n"
+CAPTION_INSTRUCTIONS = {
+    "spans": _CLIP_MEDIA + "Describe what can be seen and what can be heard in the video, and when (whole seconds, "
+                           "end exclusive), with the {dataset} class names.",
+    "seconds": _CLIP_MEDIA + "Describe, second by second, what can be seen and what can be heard in the video, with "
+                             "the {dataset} class names.",
+}
 SECOND_INSTRUCTION = (
     "This is an image:\n<image_start><image><image_end>\n"
     "This is an audio:\n<audio_start><audio><audio_end>\n"
