@@ -36,7 +36,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from avbench.errors import DataError, read_json
+from avbench.errors import AVBenchError, DataError, read_json
 from avbench.registry import get_task
 from avbench.task import load_samples
 from avbench.tasks.arig import format_box
@@ -305,7 +305,7 @@ def export_instructions(root: Path, out: Path, split: str = "train", tasks: Sequ
     `ave_drills` AVE drill scenes; returns the count per task. `evidence` ("spans" or "seconds", EVIDENCE_STYLES)
     is how AVE answers and whole-clip captions write what is seen and heard when."""
     if evidence not in EVIDENCE_STYLES:
-        raise ValueError(f"evidence must be one of {sorted(EVIDENCE_STYLES)}, got {evidence!r}")
+        raise AVBenchError(f"evidence must be one of {sorted(EVIDENCE_STYLES)}, got {evidence!r}")
     root = Path(root)
     truth = read_json(root / MANIFEST)
     counts: dict[str, int] = {}

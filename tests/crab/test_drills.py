@@ -15,7 +15,7 @@ from avbench.adapters.crab.training.recipe import parse_config
 from avbench.adapters.crab.training.trainer import LOG_FILE, Trainer, config_digest, read_log
 from avbench.adapters.crab.adapter import CrabAdapter
 from avbench.adapters.crab.checkpoint import load_checkpoint
-from avbench.errors import DataError
+from avbench.errors import AVBenchError, DataError
 from avbench.registry import get_task
 from avbench.synthav.instruct import AVE_DRILL, DRILL, ave_drill_records, drill_records, export_instructions
 from avbench.types import ModelOutput, Sample
@@ -224,8 +224,17 @@ def test_evidence_written_per_second_gives_one_line_a_second_and_the_same_answer
             assert new["answer"].split("Both seen and heard")[1:] == old["answer"].split("Both seen and heard")[1:]
         else:
             assert new == old
-    with pytest.raises(ValueError, match="evidence must be one of"):
+    with pytest.raises(AVBenchError, match="evidence must be one of"):
         export_instructions(synthav_tiny, tmp_path / "x.jsonl", evidence="words")
+    # the CLI says so in one line, without a traceback
+    from typer.testing import CliRunner
+
+    from avbench.cli import app
+
+    result = CliRunner().invoke(app, ["data", "instructions", "--synthav-size", "tiny", "--evidence", "words",
+                                      "--out", str(tmp_path / "x.jsonl")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "evidence must be one of ['seconds', 'spans'], got 'words'" in result.output
     config = parse_config(_recipe(tmp_path / "run", drills=3), tmp_path / "r.yaml")
     assert config_digest(parse_config(_recipe(tmp_path / "run", drills=3, evidence="spans"), tmp_path / "r.yaml")) == config_digest(config)
     assert config_digest(parse_config(_recipe(tmp_path / "run", drills=3, evidence="seconds"), tmp_path / "r.yaml")) != config_digest(config)
