@@ -55,6 +55,8 @@ def train_command(
     output_dir: Optional[Path] = typer.Option(None, help="Where checkpoints, the loss log and the final model go; default: the config's output_dir."),
     fresh: bool = typer.Option(False, help="Start over instead of resuming from the newest checkpoint in the output folder."),
     stop_after: Optional[int] = typer.Option(None, min=1, help="Stop (with a checkpoint) after this many optimiser steps in all; run again to continue."),
+    plan: bool = typer.Option(False, "--plan", help="Train nothing: prepare the data, then print each stage's mixture (records per "
+                              "step and share of the language-model loss per task), to check a recipe before an hour's run."),
 ) -> None:
     """Train the Crab-style model with the bundled staged recipe: cosine schedule with warm-up, gradient
     accumulation, safetensors checkpoints and exact resume (re-run the same command after an interruption)."""
@@ -75,6 +77,9 @@ def train_command(
             records = read_instructions(out / INSTRUCTIONS_FILE, root)
         else:
             records = read_instructions(data.instructions, data.data_root)
+        if plan:
+            _print_plan(recipe, records)
+            return
         with ProgressBars(16) as bars:
             trainer = Trainer(recipe, records, progress=bars.update,
                               log=lambda m: bars.progress.console.print(m, highlight=False, markup=False, soft_wrap=True))
@@ -88,6 +93,23 @@ def train_command(
         return
     console.print(f"model in {result} (use it with `avbench run --model crab --checkpoint {result}`); "
                   f"loss log {out / LOG_FILE}, loss curve {out / CURVE_FILE}", highlight=False, soft_wrap=True)
+
+
+def _print_plan(recipe, records) -> None:
+    from rich.table import Table
+
+    from .adapters.crab.training.plan import recipe_mixture, recipe_tokenizer
+
+    stages = recipe_mixture(recipe, records, recipe_tokenizer(recipe))
+    for number, (stage, mixture) in enumerate(stages, 1):
+        table = Table(title=f"stage {number}/{len(stages)} {stage.name}: {stage.steps} steps of {stage.samples_per_step} "
+                            f"samples ({stage.objective})", title_justify="left")
+        for column in ("task", "records", "repeat", "per step", "share of LM loss"):
+            table.add_column(column, justify="left" if column == "task" else "right")
+        for mix in mixture:
+            share = "-" if mix.loss_share is None else f"{100 * mix.loss_share:.1f} %"
+            table.add_row(mix.task, str(mix.records), str(mix.repeat), f"{mix.per_step:.2f}", share)
+        console.print(table)
 
 
 def register(app: typer.Typer, data_app: typer.Typer) -> None:

@@ -208,6 +208,17 @@ def read_mask_targets(record: InstructionRecord, size: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(maps).astype(np.float32))
 
 
+def answer_tokens(tokenizer: PreTrainedTokenizerBase, record: InstructionRecord) -> tuple[list[int], list[int]]:
+    """The answer's token ids and EOS, split into the teacher-forced `given` start and the supervised rest
+    (what the LM loss averages over)."""
+    # a leading space: the answer follows "[/INST] " as in LLaMA-2's chat rendering
+    answer = encode(tokenizer, " " + record.answer.strip()) + [int(tokenizer.eos_token_id)]
+    given = encode(tokenizer, " " + record.given) if record.given else []
+    if answer[:len(given)] != given:
+        raise DataError(f"record {record.id!r}: its 'given' text does not end on a token boundary of the answer")
+    return given, answer[len(given):]
+
+
 class ExampleBuilder:
     """Tokenises records (cached: the same record recurs every epoch) and pairs them with media."""
 
@@ -231,13 +242,8 @@ class ExampleBuilder:
         if record.id not in self._tokens:
             tok = self.tokenizer
             prompt = encode(tok, chat_prompt(record.instruction, self.config.system_prompt, tok.bos_token or "<s>"))
-            # a leading space: the answer follows "[/INST] " as in LLaMA-2's chat rendering
-            answer = encode(tok, " " + record.answer.strip()) + [int(tok.eos_token_id)]
-            given = encode(tok, " " + record.given) if record.given else []
-            if answer[:len(given)] != given:
-                raise DataError(f"record {record.id!r}: its 'given' text does not end on a token boundary of the answer")
-            unsupervised = len(prompt) + len(given)
-            self._tokens[record.id] = (prompt + answer, [IGNORE_INDEX] * unsupervised + answer[len(given):])
+            given, supervised = answer_tokens(tok, record)
+            self._tokens[record.id] = (prompt + given + supervised, [IGNORE_INDEX] * (len(prompt) + len(given)) + supervised)
         return self._tokens[record.id]
 
     def example(self, record: InstructionRecord) -> TrainingExample:
