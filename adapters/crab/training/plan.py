@@ -2,9 +2,9 @@
 draws and what share of the stage's language-model loss they carry.
 
 The LM loss is the mean over every supervised answer token of a step (trainer.TrainingModule), so a task's
-weight in the gradient is its share of answer tokens, not of records: 16 text-only drills with long
-answers beside 8 media records cut ARIG's share of the loss from 3.0 % to 0.9 % in one of our runs
-(docs/training.md, "The mixture"). Records are drawn as seeded permutations of the stage's list with each
+weight in the gradient is its share of answer tokens, not of records: 17 text-only drills a step beside
+7 media records cut ARIG's share of the loss from 5.8 % to 2.4 % in one of our runs, at nearly the same
+records per step (docs/training.md, "The mixture"). Records are drawn as seeded permutations of the stage's list with each
 record `repeat` times (trainer.micro_batch), so the expected shares below are exact in expectation.
 """
 
