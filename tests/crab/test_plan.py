@@ -11,8 +11,8 @@ from avbench.adapters.crab.config import preset
 from avbench.adapters.crab.prompts import IGNORE_INDEX
 from avbench.adapters.crab.tokenizer import build_tiny_tokenizer
 from avbench.adapters.crab.training.data import ExampleBuilder, InstructionRecord, answer_tokens, read_instructions
-from avbench.adapters.crab.training.plan import recipe_mixture, stage_mixture
-from avbench.adapters.crab.training.recipe import StageConfig
+from avbench.adapters.crab.training.plan import recipe_mixture, recipe_tokenizer, stage_mixture
+from avbench.adapters.crab.training.recipe import StageConfig, TrainConfig
 from avbench.errors import AVBenchError
 from avbench.synthav.instruct import export_instructions
 
@@ -41,6 +41,12 @@ def test_accumulation_scales_the_step_and_an_encoder_stage_has_no_lm_loss() -> N
     assert [(m.task, m.per_step, m.loss_share) for m in mixture] == [("a", 4.0, None), ("c", 2.0, None)]
     with pytest.raises(AVBenchError, match="no records of tasks"):
         stage_mixture(RECORDS, StageConfig("x", steps=1, tasks=["missing"], train=["llm"]), WORDS)
+
+
+def test_the_plan_refuses_a_preset_the_trainer_refuses() -> None:
+    config = TrainConfig(name="x", output_dir="unused", stages=[], preset="full")
+    with pytest.raises(AVBenchError, match="training from a random 'full' model is not supported"):
+        recipe_tokenizer(config)
 
 
 def test_the_supervised_answer_tokens_are_the_labels_the_lm_loss_averages(synthav_tiny: Path, tmp_path: Path) -> None:

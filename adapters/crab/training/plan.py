@@ -18,10 +18,10 @@ from typing import Callable, Sequence
 from transformers import PreTrainedTokenizerBase
 
 from ..checkpoint import detect_layout, load_checkpoint
-from ..tokenizer import build_tiny_tokenizer, load_tokenizer
+from ..tokenizer import load_tokenizer
 from .data import InstructionRecord, answer_tokens
 from .recipe import StageConfig, TrainConfig
-from .trainer import stage_records
+from .trainer import preset_tokenizer, stage_records
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def stage_mixture(records: Sequence[InstructionRecord], stage: StageConfig,
 def recipe_tokenizer(config: TrainConfig) -> PreTrainedTokenizerBase:
     """The tokenizer the recipe trains with: the preset's, or its init checkpoint's."""
     if config.init_checkpoint is None:
-        return build_tiny_tokenizer()
+        return preset_tokenizer(config)
     folder = Path(config.init_checkpoint)
     if detect_layout(folder) == "avbench":
         return load_tokenizer(folder)

@@ -28,6 +28,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 from torch import nn
+from transformers import PreTrainedTokenizerBase
 
 from avbench.errors import AVBenchError, read_json
 from avbench.results import source_state
@@ -278,6 +279,14 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 Log = Callable[[str], None]
 
 
+def preset_tokenizer(config: TrainConfig) -> PreTrainedTokenizerBase:
+    """The tokenizer of a recipe that starts from a preset's random weights (only `tiny` has one)."""
+    if config.preset != "tiny":
+        raise AVBenchError(f"training from a random {config.preset!r} model is not supported: start the full-size "
+                           "model from a release checkpoint (init_checkpoint)")
+    return build_tiny_tokenizer()
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, records: Sequence[InstructionRecord], log: Log = print,
                  progress: Callable[[str, int, int], None] | None = None):
@@ -302,10 +311,7 @@ class Trainer:
         if config.init_checkpoint is not None:
             loaded = load_checkpoint(config.init_checkpoint)
             return loaded.model, loaded.tokenizer
-        if config.preset != "tiny":
-            raise AVBenchError(f"training from a random {config.preset!r} model is not supported: start the full-size "
-                               "model from a release checkpoint (init_checkpoint)")
-        tokenizer = build_tiny_tokenizer()
+        tokenizer = preset_tokenizer(config)
         model_config = preset("tiny")
         model_config.seg = dataclasses.replace(model_config.seg, **config.seg)
         model_config.llm["vocab_size"] = len(tokenizer)
