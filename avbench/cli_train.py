@@ -103,7 +103,9 @@ def _print_plan(recipe, records) -> None:
     stages = recipe_mixture(recipe, records, recipe_tokenizer(recipe))
     for number, (stage, mixture) in enumerate(stages, 1):
         table = Table(title=f"stage {number}/{len(stages)} {stage.name}: {stage.steps} steps of {stage.samples_per_step} "
-                            f"samples ({stage.objective})", title_justify="left")
+                            f"samples ({stage.objective})"
+                            + (f", keeping {stage.interpolate:g} of its change" if stage.interpolate != 1 else ""),
+                      title_justify="left")
         for column in ("task", "records", "repeat", "per step", "share of LM loss"):
             table.add_column(column, justify="left" if column == "task" else "right")
         for mix in mixture:

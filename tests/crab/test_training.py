@@ -164,9 +164,9 @@ def test_recipe_errors_name_the_file_and_the_problem(tmp_path: Path) -> None:
         stage = {"name": "a", "steps": 1, "tasks": ["ave"], "train": ["llm"], "repeat": repeat}
         with pytest.raises(DataError, match=rf"stages\[0\] \(a\): {problem}"):
             parse_config({"name": "x", "output_dir": "o", "stages": [stage]}, path)
-    shipped = load_config(Path(__file__).parents[2] / "configs" / "crab-tiny.yaml")
-    assert [s.name for s in shipped.stages] == ["encoders", "pretrain", "instruct", "segmentation"]
-    assert shipped.stages[0].objective == "encoders" and shipped.data.synthav_size == "medium"
+    for name in ("crab-tiny", "crab-tiny-spans", "crab-tiny-drills", "crab-tiny-seconds"):  # every shipped recipe parses
+        shipped = load_config(Path(__file__).parents[2] / "configs" / f"{name}.yaml")
+        assert shipped.data.synthav_size == "medium" and shipped.name == "crab-tiny"
 
 
 def test_data_order_is_a_stream_of_seeded_permutations() -> None:
@@ -315,6 +315,32 @@ def test_a_recipe_can_turn_on_the_decoders_prompt_conditioning(synthav_tiny: Pat
         parse_config({**recipe, "seg": {"avs_query_num": True}}, out / "r.yaml")
     with pytest.raises(DataError, match="a checkpoint \\(init_checkpoint\\) keeps its own"):
         parse_config({**recipe, "preset": None, "init_checkpoint": str(final)}, out / "r.yaml")
+
+
+def test_an_interpolating_stage_keeps_that_fraction_of_its_change(synthav_tiny: Path, instructions: Path, tmp_path: Path) -> None:
+    # the same two stages with the second kept whole and kept half: the data order and the dropout draws are
+    # the same, so the half run's weights are exactly halfway between the second stage's start and the whole run's
+    whole = _trainer(instructions, synthav_tiny, tmp_path / "whole", steps=2, encoder_steps=1).train(resume=False)
+    half = _trainer(instructions, synthav_tiny, tmp_path / "half", steps=2, encoder_steps=1, interpolate=0.5).train(resume=False)
+    start, end, kept = (_weights(f) for f in (tmp_path / "whole" / "checkpoints" / "step-0000001", whole, half))
+    changed = [k for k in start if start[k].is_floating_point() and not torch.equal(start[k], end[k])]
+    assert len(changed) > 100
+    assert all(torch.equal(kept[k], torch.lerp(start[k], end[k], 0.5)) for k in start)  # tied tensors too
+    assert not list((tmp_path / "half").glob("stage-*-start.safetensors"))  # the start weights go once the stage ends
+    # killed inside the stage, a new process reads the start weights back and ends where the whole run did
+    parts = _trainer(instructions, synthav_tiny, tmp_path / "parts", steps=2, encoder_steps=1, interpolate=0.5)
+    parts.train(resume=False, stop_after=2)
+    assert (tmp_path / "parts" / "stage-2-start.safetensors").is_file()
+    resumed = _trainer(instructions, synthav_tiny, tmp_path / "parts", steps=2, encoder_steps=1, interpolate=0.5).train(resume=True)
+    again = _weights(resumed)
+    assert all(torch.equal(kept[k], again[k]) for k in kept)
+    # a kept fraction of 1 is the recipe as it was before the key existed; another fraction is another recipe
+    digests = [config_digest(parse_config(_recipe(tmp_path, **extra), tmp_path / "r.yaml"))
+               for extra in ({}, {"interpolate": 1.0}, {"interpolate": 0.5})]
+    assert digests[0] == digests[1] != digests[2]
+    for bad in (0, 1.5, True, "half"):
+        with pytest.raises(DataError, match=r"stages\[0\] \(all\): interpolate must be a number in \(0, 1\]"):
+            parse_config(_recipe(tmp_path, interpolate=bad), tmp_path / "r.yaml")
 
 
 def test_resume_refuses_a_changed_recipe(synthav_tiny: Path, instructions: Path, tmp_path: Path) -> None:

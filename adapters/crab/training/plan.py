@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 from transformers import PreTrainedTokenizerBase
@@ -21,7 +20,7 @@ from ..checkpoint import detect_layout, load_checkpoint
 from ..tokenizer import load_tokenizer
 from .data import InstructionRecord, answer_tokens
 from .recipe import StageConfig, TrainConfig
-from .trainer import preset_tokenizer, stage_records
+from .trainer import init_checkpoint_folder, preset_tokenizer, stage_records
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ def recipe_tokenizer(config: TrainConfig) -> PreTrainedTokenizerBase:
     """The tokenizer the recipe trains with: the preset's, or its init checkpoint's."""
     if config.init_checkpoint is None:
         return preset_tokenizer(config)
-    folder = Path(config.init_checkpoint)
+    folder = init_checkpoint_folder(config)
     if detect_layout(folder) == "avbench":
         return load_tokenizer(folder)
     return load_checkpoint(folder).tokenizer  # the official layout keeps it beside the base LLM

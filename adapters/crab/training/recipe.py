@@ -57,6 +57,11 @@ class StageConfig:
     #: Supervise at most this many annotated frames of a sample per step (None: all).
     max_masks: int | None = None
     max_grad_norm: float = 1.0
+    #: Keep this fraction of what the stage changes: its final weights are start + interpolate * (end - start),
+    #: a weight-space average of the model before and after the stage (WiSE-FT, Wortsman et al., CVPR 2022).
+    #: A short stage on a new mixture then adds what it teaches to what the model knew instead of overwriting
+    #: it (docs/training.md, "Polish"). 1: keep the stage's end weights.
+    interpolate: float = 1.0
 
     @property
     def samples_per_step(self) -> int:
@@ -161,6 +166,8 @@ def validate(config: TrainConfig, path: Path) -> None:
                 raise DataError(f"{where}: {key} must be >= 1", path)
         if stage.lr <= 0 or not 0 <= stage.min_lr_ratio <= 1 or stage.warmup_steps < 0:
             raise DataError(f"{where}: lr > 0, 0 <= min_lr_ratio <= 1 and warmup_steps >= 0 are required", path)
+        if isinstance(stage.interpolate, bool) or not isinstance(stage.interpolate, (int, float)) or not 0 < stage.interpolate <= 1:
+            raise DataError(f"{where}: interpolate must be a number in (0, 1], got {stage.interpolate!r}", path)
     if config.precision not in PRECISIONS:
         raise DataError(f"precision must be one of {PRECISIONS}, got {config.precision!r}", path)
     if (config.preset is None) == (config.init_checkpoint is None):

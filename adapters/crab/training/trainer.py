@@ -27,6 +27,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
@@ -51,6 +52,7 @@ OPTIMIZER_FILE = "optimizer.pt"
 RNG_FILE = "rng.pt"
 PROBE_FILE = "probe.pt"
 CURVE_FILE = "loss_curve.png"
+STAGE_START_FILE = "stage-{number}-start.safetensors"  # the weights an interpolating stage started from
 
 
 # ---- parameters ---------------------------------------------------------------------------------------
@@ -246,7 +248,20 @@ def config_digest(config: TrainConfig) -> str:
             data["data"].pop(key, None)
     if data["data"].get("evidence") == "spans":
         data["data"].pop("evidence")
+    for stage in data["stages"]:
+        if stage.get("interpolate") == 1:
+            stage.pop("interpolate")
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@torch.no_grad()
+def interpolate_weights(model: nn.Module, start: dict[str, torch.Tensor], weight: float) -> None:
+    """In place: every floating-point tensor of the model's state becomes start + weight * (now - start)."""
+    done: set[int] = set()  # a tied tensor (BEATs shares its relative position bias) is listed under each name
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and tensor.data_ptr() not in done:
+            done.add(tensor.data_ptr())
+            tensor.copy_(torch.lerp(start[name].to(tensor), tensor, weight))
 
 
 def _rng_state() -> dict[str, Any]:
@@ -287,6 +302,15 @@ def preset_tokenizer(config: TrainConfig) -> PreTrainedTokenizerBase:
     return build_tiny_tokenizer()
 
 
+def init_checkpoint_folder(config: TrainConfig) -> Path:
+    """The checkpoint a recipe starts from, or an error that says to make it first."""
+    folder = Path(config.init_checkpoint)
+    if not folder.is_dir():
+        raise AVBenchError(f"init_checkpoint {folder} does not exist: this recipe starts from a trained model; train "
+                           "that one first (for configs/crab-tiny.yaml: `avbench train --config configs/crab-tiny-seconds.yaml`)")
+    return folder
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, records: Sequence[InstructionRecord], log: Log = print,
                  progress: Callable[[str, int, int], None] | None = None):
@@ -309,7 +333,7 @@ class Trainer:
     def _initial_model(self):
         config = self.config
         if config.init_checkpoint is not None:
-            loaded = load_checkpoint(config.init_checkpoint)
+            loaded = load_checkpoint(init_checkpoint_folder(config))
             return loaded.model, loaded.tokenizer
         tokenizer = preset_tokenizer(config)
         model_config = preset("tiny")
@@ -431,7 +455,8 @@ class Trainer:
                      f"{stage.samples_per_step} samples over {len({id(r) for r in records})} records"
                      + (f" ({len(records)} with repeats)" if stage.repeat else "") + f" ({', '.join(stage.tasks)}); "
                      f"training {n_trainable:,} parameters ({', '.join(stage.train)})")
-        started = time.perf_counter()
+        start = self._stage_start(index, stage)
+        started, stopping = time.perf_counter(), False
         while self.position.stage_step < stage.steps:
             step = self.position.stage_step
             for group in optimizer.param_groups:
@@ -454,6 +479,9 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             self.position.stage_step += 1
             self.position.global_step += 1
+            if start is not None and self.position.stage_step == stage.steps:
+                interpolate_weights(self.model, start, stage.interpolate)
+                self.log(f"stage {index + 1} {stage.name}: kept {stage.interpolate:g} of its change to the weights")
             self._append_log({"step": self.position.global_step, "stage": stage.name, "objective": stage.objective,
                               "stage_step": self.position.stage_step,
                               "lr": optimizer.param_groups[0]["lr"], **{k: round(v, 6) for k, v in sums.items()},
@@ -467,8 +495,29 @@ class Trainer:
             if self.position.global_step % self.config.checkpoint_every == 0 or self.position.stage_step == stage.steps or stopping:
                 self.save(optimizer)
             if stopping:
-                return False
-        return True
+                break
+        if start is not None and self.position.stage_step == stage.steps and self.accelerator.is_main_process:
+            (self.output_dir / STAGE_START_FILE.format(number=index + 1)).unlink(missing_ok=True)
+        return not stopping
+
+    def _stage_start(self, index: int, stage: StageConfig) -> dict[str, torch.Tensor] | None:
+        """The weights an interpolating stage started from: taken before its first step (and kept on disk
+        until it ends), read back when a run resumes inside it."""
+        if stage.interpolate == 1 or self.position.stage_step >= stage.steps:
+            return None
+        path = self.output_dir / STAGE_START_FILE.format(number=index + 1)
+        if self.position.stage_step > 0:
+            if not path.is_file():
+                raise AVBenchError(f"{path} is missing: stage {stage.name} keeps part of its change to the weights "
+                                   "it started from, so it cannot resume without them (pass --fresh to start over)")
+            return load_file(path)
+        start = {name: tensor.detach().clone().contiguous() for name, tensor in self.model.state_dict().items()}
+        if self.accelerator.is_main_process:
+            temp = path.with_name(path.name + ".tmp")
+            save_file(start, temp)
+            os.replace(temp, path)
+        self.accelerator.wait_for_everyone()
+        return start
 
     def _micro_losses(self, module: nn.Module, stage: StageConfig, index: int, micro_index: int,
                       chosen: Sequence[InstructionRecord]) -> dict[str, torch.Tensor]:
