@@ -188,7 +188,7 @@ def test_the_drills_recipe_is_crab_tiny_with_a_frozen_encoder_connector_stage_an
     from avbench.adapters.crab.training.recipe import load_config
 
     configs = Path(__file__).parents[2] / "configs"
-    base, drilled = load_config(configs / "crab-tiny.yaml"), load_config(configs / "crab-tiny-drills.yaml")
+    base, drilled = load_config(configs / "crab-tiny-spans.yaml"), load_config(configs / "crab-tiny-drills.yaml")
     assert drilled.data.drills == 2000 and base.data.drills == 0
     assert [s.name for s in drilled.stages] == [s.name for s in base.stages]
     changed = {s.name: {f.name for f in dataclasses.fields(s) if getattr(s, f.name) != getattr(b, f.name)}
@@ -256,3 +256,19 @@ def test_the_seconds_recipe_is_the_drills_recipe_with_ave_drills_and_evidence_pe
     assert changed == {"encoders": set(), "pretrain": set(), "instruct": {"tasks", "repeat", "batch_size"}, "segmentation": set()}
     instruct = seconds.stages[2]
     assert instruct.tasks == drilled.stages[2].tasks + [AVE_DRILL] and instruct.repeat == {**drilled.stages[2].repeat, AVE_DRILL: 2}
+
+
+def test_the_bundled_recipe_polishes_the_seconds_model_and_replays_its_segmentation_stage() -> None:
+    from avbench.adapters.crab.training.recipe import load_config
+
+    configs = Path(__file__).parents[2] / "configs"
+    bundled, seconds = load_config(configs / "crab-tiny.yaml"), load_config(configs / "crab-tiny-seconds.yaml")
+    assert bundled.preset is None and bundled.init_checkpoint == f"{seconds.output_dir}/final"
+    assert bundled.data == seconds.data and bundled.output_dir == "runs/crab-tiny"
+    polish, segmentation = bundled.stages
+    instruct = seconds.stages[2]
+    # the base mixture with ARIG, AVVP and Ref-AVS drawn more often, at a tenth of the base learning rate
+    assert polish.tasks == instruct.tasks and polish.interpolate == 0.5 and polish.lr == instruct.lr / 10
+    raised = {t for t in polish.tasks if polish.repeat.get(t, 1) != instruct.repeat.get(t, 1)}
+    assert raised == {"arig", "avvp", "ref_avs"} and all(polish.repeat[t] > instruct.repeat.get(t, 1) for t in raised)
+    assert "seg" not in polish.train and segmentation == seconds.stages[3]
