@@ -93,7 +93,7 @@ def _budget(max_new_tokens: int | None) -> int | None:
     return int(max_new_tokens) if max_new_tokens is not None else None
 
 
-#: crab-tiny as trained by configs/crab-tiny-seconds.yaml then configs/crab-tiny.yaml, shipped with the package.
+#: crab-tiny as trained by configs/crab-tiny-seconds.yaml, -polish.yaml and crab-tiny.yaml, shipped with the package.
 BUNDLED_CHECKPOINT = Path(__file__).parent / "crab_tiny"
 
 
@@ -102,8 +102,8 @@ def default_checkpoint() -> Path:
     if not (BUNDLED_CHECKPOINT / "model.safetensors").is_file():
         raise ModelUnavailableError(
             f"the bundled crab-tiny checkpoint is missing from {BUNDLED_CHECKPOINT}: reinstall avbench, or train it with "
-            "`avbench train --config configs/crab-tiny-seconds.yaml`, then `avbench train --config configs/crab-tiny.yaml`, "
-            "and pass --checkpoint runs/crab-tiny/final"
+            "`avbench train --config` configs/crab-tiny-seconds.yaml, then configs/crab-tiny-polish.yaml, then "
+            "`avbench train --config configs/crab-tiny.yaml`, and pass --checkpoint runs/crab-tiny/final"
         )
     return BUNDLED_CHECKPOINT
 

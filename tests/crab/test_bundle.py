@@ -42,24 +42,28 @@ def _fake_run(config_name: str, weights: Path, loss: float, source: dict | None 
     return run
 
 
-def test_a_polished_run_is_bundled_with_its_base_run(bundler, tiny_checkpoint: Path, tmp_path: Path) -> None:
+def test_a_polished_run_is_bundled_with_its_base_runs(bundler, tiny_checkpoint: Path, tmp_path: Path) -> None:
     base = _fake_run("crab-tiny-seconds", tiny_checkpoint, 5.0, {"rev": "a" * 40})
-    run = _fake_run("crab-tiny", tiny_checkpoint, 1.0, {"rev": "b" * 40})
-    assert base == Path("runs/crab-tiny-seconds")  # where configs/crab-tiny.yaml's init_checkpoint points
-    assert bundler.lineage(run) == [base, run]
-    assert [bundler.shipped_config(r) for r in (base, run)] == [Path("configs/crab-tiny-seconds.yaml"), Path("configs/crab-tiny.yaml")]
+    polish = _fake_run("crab-tiny-polish", tiny_checkpoint, 2.0, {"rev": "b" * 40})
+    run = _fake_run("crab-tiny", tiny_checkpoint, 1.0, {"rev": "c" * 40})
+    assert base == Path("runs/crab-tiny-seconds")  # where configs/crab-tiny-polish.yaml's init_checkpoint points
+    assert bundler.lineage(run) == [base, polish, run]
+    assert [bundler.shipped_config(r) for r in (base, polish, run)] == [
+        Path("configs/crab-tiny-seconds.yaml"), Path("configs/crab-tiny-polish.yaml"), Path("configs/crab-tiny.yaml")]
     bundler.main(run)
     target = tmp_path / "package" / "crab_tiny"
     provenance = (target / "PROVENANCE.md").read_text()
-    assert "avbench train --config configs/crab-tiny-seconds.yaml\navbench train --config configs/crab-tiny.yaml\n" in provenance
-    assert "`aaaaaaa`" in provenance and "`bbbbbbb`" in provenance
+    assert ("avbench train --config configs/crab-tiny-seconds.yaml\navbench train --config configs/crab-tiny-polish.yaml\n"
+            "avbench train --config configs/crab-tiny.yaml\n") in provenance
+    assert "`aaaaaaa`" in provenance and "`bbbbbbb`" in provenance and "`ccccccc`" in provenance
     assert f"sha256 prefix `{file_digest([target / 'model.safetensors'])}`" in provenance
-    # 4 + 2 stages of 25 steps, 50 seconds each; the loss of the first and the last 20 steps
+    # 4 + 1 + 1 stages of 25 steps, 50 seconds each; the loss of the first and the last 20 steps
     assert "Training time: 5.0 minutes" in provenance
-    assert "| crab-tiny | polish | answer, keeps 0.5 | 120 x 16 | 50 | 0.905 | 0.855 |" in provenance
+    assert "| crab-tiny-polish | polish | answer, keeps 0.5 | 120 x 16 | 50 | 1.905 | 1.855 |" in provenance
     assert "| crab-tiny-seconds | encoders | encoders | 1000 x 64 | 50 | 4.905 | 4.855 |" in provenance
-    assert (tmp_path / "figures" / "crab-tiny-seconds-loss.png").read_bytes() == b"crab-tiny-seconds"
-    assert (tmp_path / "figures" / "crab-tiny-loss.png").read_bytes() == b"crab-tiny"
+    assert "| crab-tiny | segmentation | answer | 120 x 8 | 50 | 0.905 | 0.855 |" in provenance
+    for name in ("crab-tiny-seconds", "crab-tiny-polish", "crab-tiny"):
+        assert (tmp_path / "figures" / f"{name}-loss.png").read_bytes() == name.encode()
 
 
 def test_a_run_of_no_shipped_recipe_is_refused(bundler, tiny_checkpoint: Path) -> None:

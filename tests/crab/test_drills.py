@@ -258,17 +258,17 @@ def test_the_seconds_recipe_is_the_drills_recipe_with_ave_drills_and_evidence_pe
     assert instruct.tasks == drilled.stages[2].tasks + [AVE_DRILL] and instruct.repeat == {**drilled.stages[2].repeat, AVE_DRILL: 2}
 
 
-def test_the_bundled_recipe_polishes_the_seconds_model_and_replays_its_segmentation_stage() -> None:
+def test_the_bundled_recipe_polishes_the_seconds_model_then_replays_its_segmentation_stage() -> None:
     from avbench.adapters.crab.training.recipe import load_config
 
     configs = Path(__file__).parents[2] / "configs"
-    bundled, seconds = load_config(configs / "crab-tiny.yaml"), load_config(configs / "crab-tiny-seconds.yaml")
-    assert bundled.preset is None and bundled.init_checkpoint == f"{seconds.output_dir}/final"
-    assert bundled.data == seconds.data and bundled.output_dir == "runs/crab-tiny"
-    polish, segmentation = bundled.stages
-    instruct = seconds.stages[2]
+    seconds, polish, bundled = (load_config(configs / f"{name}.yaml") for name in ("crab-tiny-seconds", "crab-tiny-polish", "crab-tiny"))
+    assert polish.init_checkpoint == f"{seconds.output_dir}/final" and bundled.init_checkpoint == f"{polish.output_dir}/final"
+    assert polish.preset is None and bundled.preset is None and bundled.output_dir == "runs/crab-tiny"
+    assert polish.data == seconds.data == bundled.data
+    (stage,), instruct = polish.stages, seconds.stages[2]
     # the base mixture with ARIG, AVVP and Ref-AVS drawn more often, at a tenth of the base learning rate
-    assert polish.tasks == instruct.tasks and polish.interpolate == 0.5 and polish.lr == instruct.lr / 10
-    raised = {t for t in polish.tasks if polish.repeat.get(t, 1) != instruct.repeat.get(t, 1)}
-    assert raised == {"arig", "avvp", "ref_avs"} and all(polish.repeat[t] > instruct.repeat.get(t, 1) for t in raised)
-    assert "seg" not in polish.train and segmentation == seconds.stages[3]
+    assert stage.tasks == instruct.tasks and stage.interpolate == 0.5 and stage.lr == instruct.lr / 10
+    raised = {t for t in stage.tasks if stage.repeat.get(t, 1) != instruct.repeat.get(t, 1)}
+    assert raised == {"arig", "avvp", "ref_avs"} and all(stage.repeat[t] > instruct.repeat.get(t, 1) for t in raised)
+    assert "seg" not in stage.train and bundled.stages == [seconds.stages[3]]

@@ -164,7 +164,7 @@ def test_recipe_errors_name_the_file_and_the_problem(tmp_path: Path) -> None:
         stage = {"name": "a", "steps": 1, "tasks": ["ave"], "train": ["llm"], "repeat": repeat}
         with pytest.raises(DataError, match=rf"stages\[0\] \(a\): {problem}"):
             parse_config({"name": "x", "output_dir": "o", "stages": [stage]}, path)
-    for name in ("crab-tiny", "crab-tiny-spans", "crab-tiny-drills", "crab-tiny-seconds"):  # every shipped recipe parses
+    for name in ("crab-tiny", "crab-tiny-polish", "crab-tiny-spans", "crab-tiny-drills", "crab-tiny-seconds"):  # every shipped recipe parses
         shipped = load_config(Path(__file__).parents[2] / "configs" / f"{name}.yaml")
         assert shipped.data.synthav_size == "medium" and shipped.name == "crab-tiny"
 
@@ -341,6 +341,16 @@ def test_an_interpolating_stage_keeps_that_fraction_of_its_change(synthav_tiny: 
     for bad in (0, 1.5, True, "half"):
         with pytest.raises(DataError, match=r"stages\[0\] \(all\): interpolate must be a number in \(0, 1\]"):
             parse_config(_recipe(tmp_path, interpolate=bad), tmp_path / "r.yaml")
+
+
+def test_a_missing_init_checkpoint_says_to_train_it_first(instructions: Path, synthav_tiny: Path, tmp_path: Path) -> None:
+    from avbench.adapters.crab.training.plan import recipe_tokenizer
+
+    recipe = {**_recipe(tmp_path / "run"), "preset": None, "init_checkpoint": str(tmp_path / "base" / "final")}
+    config = parse_config(recipe, tmp_path / "r.yaml")
+    for start in (lambda: Trainer(config, read_instructions(instructions, synthav_tiny)), lambda: recipe_tokenizer(config)):
+        with pytest.raises(AVBenchError, match=r"init_checkpoint .*base/final does not exist: .* train that one first"):
+            start()
 
 
 def test_resume_refuses_a_changed_recipe(synthav_tiny: Path, instructions: Path, tmp_path: Path) -> None:

@@ -306,8 +306,8 @@ def init_checkpoint_folder(config: TrainConfig) -> Path:
     """The checkpoint a recipe starts from, or an error that says to make it first."""
     folder = Path(config.init_checkpoint)
     if not folder.is_dir():
-        raise AVBenchError(f"init_checkpoint {folder} does not exist: this recipe starts from a trained model; train "
-                           "that one first (for configs/crab-tiny.yaml: `avbench train --config configs/crab-tiny-seconds.yaml`)")
+        raise AVBenchError(f"init_checkpoint {folder} does not exist: this recipe starts from the model another run "
+                           "writes there; train that one first (configs/crab-tiny.yaml's header lists its commands in order)")
     return folder
 
 
