@@ -5,8 +5,8 @@ default checkpoint (adapters/crab/crab_tiny/), with a PROVENANCE.md that records
 
 The code the weights came from is read from the run's source.json (the trainer records the commit at every
 start); `--commit` names it for a run made before the trainer did. A run that started from another run's
-model (`init_checkpoint`) is recorded with that run: both recipes, found among configs/*.yaml by their
-digest (the tool refuses a run whose recipe no shipped config matches), both stage tables, both commits.
+model (`init_checkpoint`) is recorded with the runs before it: each one's recipe, found among configs/*.yaml
+by its digest (the tool refuses a run whose recipe no shipped config matches), stages and commits.
 
 The weights stay float32 (about 18 MB for 4.7 M parameters, under the 20 MB the package allows), so the
 numbers measured on the run's final checkpoint are the numbers of the bundled one (same file hash).
