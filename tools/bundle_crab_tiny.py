@@ -60,7 +60,9 @@ def lineage(run: Path) -> list[Path]:
 
 def stage_rows(run: Path) -> tuple[list[str], float]:
     """One table row per stage of the run (its loss at the start and the end) and its optimiser seconds."""
-    log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines() if line.strip()]
+    from avbench.adapters.crab.training.trainer import LOG_FILE, read_log
+
+    log = read_log(run / LOG_FILE)
     config = json.loads((run / "train_config.json").read_text())
     rows, seconds = [], 0.0
     for stage in config["stages"]:
